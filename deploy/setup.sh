@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs every system package that the build, the tests and the demo need, only where it is
+# missing. Safe to run again: on a ready machine it only asks dpkg and exits.
+set -euo pipefail
+
+packages=(
+  # build: bindgen for ffmpeg-next, pkg-config for every -sys crate
+  pkg-config clang libclang-dev
+  # FFmpeg libraries for ffmpeg-next, and the ffmpeg/ffprobe tools the tests check output with
+  ffmpeg libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev libavdevice-dev
+  libswscale-dev libswresample-dev
+  # GStreamer for the camera simulator (x264enc lives in -ugly, clockoverlay in -x)
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x gstreamer1.0-tools
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+  [ "$status" = installed ] || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,249 @@
+//! Producing encoded media with GStreamer: the clips that `loop` mode encodes once and replays,
+//! and the live encoder of `live` mode (test pattern, burned-in wall clock and frame counter).
+
+use std::sync::Arc;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+
+use super::config::{Codec, StreamConfig};
+
+/// AAC audio of every stream that has audio: 48 kHz mono, 1024 samples per access unit.
+pub const AUDIO_RATE: u64 = 48_000;
+pub const AUDIO_SAMPLES_PER_AU: u64 = 1024;
+
+/// Caps the video appsrc of every media announces; parameter sets travel in-band.
+pub fn video_caps(codec: Codec) -> gst::Caps {
+    let name = match codec {
+        Codec::H264 => "video/x-h264",
+        Codec::H265 => "video/x-h265",
+    };
+    gst::Caps::builder(name)
+        .field("stream-format", "byte-stream")
+        .field("alignment", "au")
+        .build()
+}
+
+/// One encoded access unit (video frame or AAC frame), ready to be re-stamped and pushed.
+#[derive(Clone)]
+pub struct AccessUnit {
+    pub buffer: gst::Buffer,
+    pub keyframe: bool,
+}
+
+/// A pre-encoded stretch of video (and audio) that `loop` mode replays.
+pub struct Clip {
+    pub video: Vec<AccessUnit>,
+    pub audio: Vec<AccessUnit>,
+    pub audio_caps: Option<gst::Caps>,
+}
+
+/// The encoder part of a pipeline: raw video in, byte-stream access units with parameter sets
+/// before every keyframe out. Scene-cut keyframes are off, so the GOP is exactly `gop_frames`;
+/// H.265 uses closed GOPs (IDR), as cameras do.
+fn encoder_desc(s: &StreamConfig) -> String {
+    let (gop, kbps) = (s.gop_frames, s.bitrate_kbps);
+    match s.codec {
+        Codec::H264 => format!(
+            "x264enc speed-preset=superfast tune=zerolatency key-int-max={gop} bitrate={kbps} \
+             option-string=scenecut=0 ! h264parse config-interval=-1 ! \
+             video/x-h264,stream-format=byte-stream,alignment=au"
+        ),
+        Codec::H265 => format!(
+            "x265enc speed-preset=superfast tune=zerolatency key-int-max={gop} bitrate={kbps} \
+             option-string=repeat-headers=1:scenecut=0:open-gop=0 ! h265parse config-interval=-1 ! \
+             video/x-h265,stream-format=byte-stream,alignment=au"
+        ),
+    }
+}
+
+fn raw_caps(s: &StreamConfig, width: u32, height: u32) -> String {
+    format!(
+        "video/x-raw,format=I420,width={width},height={height},framerate={}/1",
+        s.fps
+    )
+}
+
+/// Text overlays: a frame counter (time code HH:MM:SS:FF since the start) at the bottom and,
+/// for live cameras, the wall clock at the top.
+fn overlay_desc(height: u32, wall_clock: bool) -> String {
+    let size = (height / 16).max(8);
+    let counter = format!(
+        "timecodestamper set=always ! timeoverlay time-mode=time-code valignment=bottom \
+         halignment=right shaded-background=true font-desc=\"Sans {size}px\""
+    );
+    if wall_clock {
+        format!(
+            "{counter} ! clockoverlay valignment=top shaded-background=true time-format=\"%Y-%m-%d %H:%M:%S\" \
+             font-desc=\"Sans {size}px\""
+        )
+    } else {
+        counter
+    }
+}
+
+const AAC_ENCODER: &str = "avenc_aac ! aacparse ! audio/mpeg,mpegversion=4,stream-format=raw";
+
+/// Encodes the clip `loop` mode replays for a stream shape, at a given resolution.
+pub fn encode_clip(s: &StreamConfig, width: u32, height: u32) -> Result<Arc<Clip>, String> {
+    let frames = s.fps * s.loop_secs;
+    let video = format!(
+        "videotestsrc num-buffers={frames} pattern=smpte horizontal-speed=4 ! {} ! {} ! {} ! \
+         appsink name=sink sync=false",
+        raw_caps(s, width, height),
+        overlay_desc(height, false),
+        encoder_desc(s)
+    );
+    let (video, _) = drain(&video)?;
+    if !video.first().is_some_and(|au| au.keyframe) {
+        return Err("encoded clip does not start with a keyframe".into());
+    }
+    let (audio, audio_caps) = if s.audio {
+        let aus = u64::from(s.loop_secs) * AUDIO_RATE / AUDIO_SAMPLES_PER_AU;
+        let desc = format!(
+            "audiotestsrc num-buffers={aus} samplesperbuffer={AUDIO_SAMPLES_PER_AU} wave=sine \
+             freq=440 volume=0.3 ! audio/x-raw,rate={AUDIO_RATE},channels=1 ! {AAC_ENCODER} ! \
+             appsink name=sink sync=false"
+        );
+        let (audio, caps) = drain(&desc)?;
+        (audio, caps)
+    } else {
+        (Vec::new(), None)
+    };
+    Ok(Arc::new(Clip {
+        video,
+        audio,
+        audio_caps,
+    }))
+}
+
+/// Runs a finite pipeline that ends in `appsink name=sink` and collects every buffer.
+fn drain(desc: &str) -> Result<(Vec<AccessUnit>, Option<gst::Caps>), String> {
+    let pipeline = gst::parse::launch(desc)
+        .map_err(|e| format!("cannot build encoder ({desc}): {e}"))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "encoder is not a pipeline".to_owned())?;
+    let sink = pipeline
+        .by_name("sink")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .ok_or("encoder has no appsink")?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| format!("cannot start encoder ({desc}): {e}"))?;
+    let mut out = Vec::new();
+    let mut caps = None;
+    while let Ok(sample) = sink.pull_sample() {
+        if caps.is_none() {
+            caps = sample.caps_owned();
+        }
+        if let Some(buffer) = sample.buffer_owned() {
+            let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+            out.push(AccessUnit { buffer, keyframe });
+        }
+    }
+    let error = pipeline.bus().and_then(|bus| {
+        bus.pop_filtered(&[gst::MessageType::Error])
+            .map(|m| format!("{m:?}"))
+    });
+    let _ = pipeline.set_state(gst::State::Null);
+    match error {
+        Some(e) => Err(format!("encoder failed ({desc}): {e}")),
+        None if out.is_empty() => Err(format!("encoder produced nothing ({desc})")),
+        None => Ok((out, caps)),
+    }
+}
+
+/// A running live encoder for one media: test pattern with burned-in clock, optional tone.
+pub struct LiveEncoder {
+    pipeline: gst::Pipeline,
+    raw_caps: gst::Element,
+    config: StreamConfig,
+}
+
+/// What the live encoder hands over, from its streaming threads.
+pub enum LiveOutput {
+    Video(AccessUnit),
+    Audio(AccessUnit, gst::Caps),
+}
+
+impl LiveEncoder {
+    /// Starts encoding; `sink` receives every access unit as it comes out of the encoders.
+    pub fn start(
+        s: &StreamConfig,
+        sink: impl Fn(LiveOutput) + Send + Sync + 'static,
+    ) -> Result<LiveEncoder, String> {
+        let mut desc = format!(
+            "videotestsrc is-live=true pattern=smpte horizontal-speed=4 ! \
+             capsfilter name=rawcaps caps={} ! {} ! {} ! \
+             appsink name=vsink sync=false max-buffers=30 drop=true",
+            raw_caps(s, s.width, s.height),
+            overlay_desc(s.height, true),
+            encoder_desc(s)
+        );
+        if s.audio {
+            desc.push_str(&format!(
+                " audiotestsrc is-live=true samplesperbuffer={AUDIO_SAMPLES_PER_AU} wave=sine \
+                 freq=440 volume=0.3 ! audio/x-raw,rate={AUDIO_RATE},channels=1 ! {AAC_ENCODER} ! \
+                 appsink name=asink sync=false max-buffers=50 drop=true"
+            ));
+        }
+        let pipeline = gst::parse::launch(&desc)
+            .map_err(|e| format!("cannot build live encoder: {e}"))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| "live encoder is not a pipeline".to_owned())?;
+        let raw_caps = pipeline.by_name("rawcaps").ok_or("no rawcaps")?;
+        let sink = Arc::new(sink);
+        for (name, audio) in [("vsink", false), ("asink", true)] {
+            let Some(appsink) = pipeline
+                .by_name(name)
+                .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            else {
+                continue;
+            };
+            let sink = sink.clone();
+            appsink.set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |appsink| {
+                        let sample = appsink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        let (Some(buffer), Some(caps)) =
+                            (sample.buffer_owned(), sample.caps_owned())
+                        else {
+                            return Ok(gst::FlowSuccess::Ok);
+                        };
+                        let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+                        let au = AccessUnit { buffer, keyframe };
+                        sink(if audio {
+                            LiveOutput::Audio(au, caps)
+                        } else {
+                            LiveOutput::Video(au)
+                        });
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            );
+        }
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| format!("cannot start live encoder: {e}"))?;
+        Ok(LiveEncoder {
+            pipeline,
+            raw_caps,
+            config: s.clone(),
+        })
+    }
+
+    /// Changes the encoded resolution; the encoder starts a new GOP with a new SPS.
+    pub fn set_resolution(&self, width: u32, height: u32) {
+        let caps: gst::Caps = raw_caps(&self.config, width, height)
+            .parse()
+            .expect("raw caps we format always parse");
+        self.raw_caps.set_property("caps", caps);
+    }
+}
+
+impl Drop for LiveEncoder {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}

@@ -1,0 +1,6 @@
+//! End-to-end test support for the network: the camera simulator (`camsim`, also the
+//! `vms-camsim` binary) and helpers that run our binaries as real processes on loopback.
+
+pub mod camsim;
+pub mod process;
+pub mod rtsp_client;

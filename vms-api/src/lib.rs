@@ -1,0 +1,1 @@
+//! The central control plane: registry, directory, users, tokens, audit.

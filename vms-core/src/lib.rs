@@ -1,0 +1,1 @@
+//! Shared domain types of the network: ids, region codes, time, errors, spec wire types.

@@ -1,0 +1,1 @@
+//! The regional recorder: ingest, archive, media serving.
