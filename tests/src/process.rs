@@ -51,8 +51,11 @@ impl Process {
         args: &[&str],
         timeout: Duration,
     ) -> Result<(Process, T), String> {
+        // Children log warnings and errors only, unless the test run asks for more.
+        let log = std::env::var("VMS_LOG").unwrap_or_else(|_| "warn".to_owned());
         let mut child = Command::new(program)
             .args(args)
+            .env("VMS_LOG", log)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

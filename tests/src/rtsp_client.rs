@@ -3,7 +3,7 @@
 //! what arrives.
 
 use std::ops::ControlFlow;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use retina::client::{
@@ -131,6 +131,61 @@ pub async fn play(
         }
     }
     Err("stream ended".to_owned())
+}
+
+/// A [`play`] running in its own task, handing its events over a channel, so that a test can
+/// act (inject a fault, say) between frames.
+pub struct Player {
+    rx: tokio::sync::mpsc::UnboundedReceiver<(Instant, Event)>,
+    task: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+impl Player {
+    pub fn start(url: &str) -> Player {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let url = url.to_owned();
+        let task = tokio::spawn(async move {
+            play(&url, |event| match tx.send((Instant::now(), event)) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(_) => ControlFlow::Break(()),
+            })
+            .await
+        });
+        Player { rx, task }
+    }
+
+    /// The next event with its arrival time; `None` once the session ended or nothing came
+    /// for `timeout`.
+    pub async fn next(&mut self, timeout: Duration) -> Option<(Instant, Event)> {
+        tokio::time::timeout(timeout, self.rx.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// The next video frame, skipping other events; `None` as for [`Player::next`].
+    pub async fn next_video(&mut self, timeout: Duration) -> Option<(Instant, VideoFrame)> {
+        loop {
+            match self.next(timeout).await? {
+                (at, Event::Video(f)) => return Some((at, f)),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Stops playing (if still playing) and returns how the session ended.
+    pub async fn finish(mut self) -> Result<(), String> {
+        self.rx.close();
+        while self.rx.recv().await.is_some() {}
+        // A session that still plays ends at its next event; one that stalls is cut off.
+        match tokio::time::timeout(Duration::from_secs(10), &mut self.task).await {
+            Ok(joined) => joined.map_err(|e| e.to_string())?,
+            Err(_) => {
+                self.task.abort();
+                Ok(())
+            }
+        }
+    }
 }
 
 pub fn unix_now_us() -> i64 {

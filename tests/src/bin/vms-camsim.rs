@@ -29,10 +29,13 @@ fn main() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", config.control_listen))?;
         let ready = Ready {
-            rtsp: std::net::SocketAddr::new(config.rtsp_listen.ip(), simulator.rtsp_port()),
+            rtsp: simulator.rtsp_addr(),
             control: listener.local_addr()?,
         };
         vms_tests::process::announce_ready(&ready)?;
+        for url in simulator.stream_urls() {
+            tracing::info!(%url, "serving");
+        }
         simulator
             .serve_control(listener, vms_tests::process::shutdown_signal())
             .await?;

@@ -198,14 +198,14 @@ impl Config {
                         ));
                     }
                     // gst-rtsp-server keys Digest users by name, so one name has one password.
-                    if let Some(other) = passwords.insert(u, p) {
-                        if other != p {
-                            return Err(format!(
-                                "{}: user {u:?} already has another password; \
-                                 a simulator keeps one password per user name",
-                                at("password")
-                            ));
-                        }
+                    if let Some(other) = passwords.insert(u, p)
+                        && other != p
+                    {
+                        return Err(format!(
+                            "{}: user {u:?} already has another password; \
+                             a simulator keeps one password per user name",
+                            at("password")
+                        ));
                     }
                     Some((u.clone(), p.clone()))
                 }
@@ -265,7 +265,7 @@ impl StreamConfig {
         };
         range("width", self.width, 16, 4096)?;
         range("height", self.height, 16, 4096)?;
-        if self.width % 2 != 0 || self.height % 2 != 0 {
+        if !self.width.is_multiple_of(2) || !self.height.is_multiple_of(2) {
             return Err("width: width and height must be even (4:2:0)".into());
         }
         range("fps", self.fps, 1, 60)?;

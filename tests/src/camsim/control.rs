@@ -89,7 +89,6 @@ fn not_found(camera: &str, stream: &str) -> ApiError {
 }
 
 async fn list(State(inner): State<Arc<Inner>>) -> Json<CameraList> {
-    let port = inner.rtsp.port();
     let cameras = inner
         .cameras
         .iter()
@@ -104,7 +103,7 @@ async fn list(State(inner): State<Arc<Inner>>) -> Json<CameraList> {
                     let (width, height) = s.resolution();
                     StreamInfo {
                         name: s.config.name.clone(),
-                        url: format!("rtsp://127.0.0.1:{port}{}", s.path),
+                        url: inner.url(&s),
                         codec: s.config.codec,
                         width,
                         height,

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod control;
 mod encode;
+pub mod remote;
 pub mod rtp;
 mod schedule;
 mod server;
@@ -25,11 +26,18 @@ use stream::Stream;
 /// What the control API and the RTSP callbacks share.
 pub struct Inner {
     rtsp: server::RtspServer,
+    /// Where clients reach the RTSP server: the configured address with the bound port.
+    rtsp_addr: SocketAddr,
     cameras: Vec<Camera>,
     streams: BTreeMap<(String, String), Arc<Stream>>,
 }
 
 impl Inner {
+    /// A stream's URL, without credentials.
+    fn url(&self, stream: &Stream) -> String {
+        format!("rtsp://{}{}", self.rtsp_addr, stream.path)
+    }
+
     fn stream(&self, camera: &str, stream: &str) -> Option<Arc<Stream>> {
         self.streams
             .get(&(camera.to_owned(), stream.to_owned()))
@@ -82,8 +90,10 @@ impl Simulator {
             .into_iter()
             .map(|s| ((s.camera.clone(), s.config.name.clone()), s))
             .collect();
+        let rtsp_addr = SocketAddr::new(config.rtsp_listen.ip(), rtsp.port());
         Ok(Simulator {
             inner: Arc::new(Inner {
+                rtsp_addr,
                 rtsp,
                 cameras,
                 streams,
@@ -91,8 +101,18 @@ impl Simulator {
         })
     }
 
-    pub fn rtsp_port(&self) -> u16 {
-        self.inner.rtsp.port()
+    /// Where clients reach the RTSP server.
+    pub fn rtsp_addr(&self) -> SocketAddr {
+        self.inner.rtsp_addr
+    }
+
+    /// The URL of every stream, without credentials.
+    pub fn stream_urls(&self) -> Vec<String> {
+        self.inner
+            .streams
+            .values()
+            .map(|s| self.inner.url(s))
+            .collect()
     }
 
     /// Serves the control API on `listener` until `shutdown` completes.

@@ -65,11 +65,11 @@ struct Record {
 
 impl Record {
     fn observe(&mut self, rtp_timestamp: u32, keyframe: bool) {
-        if let Some(last) = self.frames.back_mut() {
-            if last.rtp_timestamp == rtp_timestamp {
-                last.keyframe |= keyframe;
-                return;
-            }
+        if let Some(last) = self.frames.back_mut()
+            && last.rtp_timestamp == rtp_timestamp
+        {
+            last.keyframe |= keyframe;
+            return;
         }
         if self.frames.len() == self.capacity {
             self.frames.pop_front();
@@ -116,11 +116,11 @@ impl Pacer {
 
     /// Starts the clock once the media's pipeline runs; false until then.
     pub fn ready(&mut self) -> bool {
-        if self.start.is_none() {
-            if let Some(rt) = self.src.current_running_time() {
-                let rt0 = rt.nseconds().div_ceil(1_000_000) * 1_000_000;
-                self.start = Some((Instant::now(), rt0));
-            }
+        if self.start.is_none()
+            && let Some(rt) = self.src.current_running_time()
+        {
+            let rt0 = rt.nseconds().div_ceil(1_000_000) * 1_000_000;
+            self.start = Some((Instant::now(), rt0));
         }
         self.start.is_some()
     }
@@ -529,12 +529,11 @@ impl Stream {
                 let skew = stream
                     .upgrade()
                     .map_or(0, |s| s.clock_skew_ms.load(Ordering::Acquire));
-                if skew != 0 {
-                    if let Some(gst::PadProbeData::Buffer(ref mut buffer)) = info.data {
-                        if let Ok(mut map) = buffer.make_mut().map_writable() {
-                            rtp::shift_sender_report_ntp(&mut map, skew);
-                        }
-                    }
+                if skew != 0
+                    && let Some(gst::PadProbeData::Buffer(ref mut buffer)) = info.data
+                    && let Ok(mut map) = buffer.make_mut().map_writable()
+                {
+                    rtp::shift_sender_report_ntp(&mut map, skew);
                 }
                 gst::PadProbeReturn::Ok
             });

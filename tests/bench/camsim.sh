@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Benchmark of the camera simulator: serve N looping cameras (H.264, 640x360, 1 Mbit/s, 15 fps)
+# and play them all with retina (vms-rtsp-load, a separate process) for a measured window.
+# Prints the simulator's CPU per camera and the frames each camera delivered.
+# Bar (issue 2): <= 0.5 % of one core per camera, with every frame delivered.
+#
+# Usage: tests/bench/camsim.sh [CAMERAS=100] [SECONDS=60]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cameras=${1:-100}
+seconds=${2:-60}
+
+bash deploy/setup.sh
+cargo build --locked --release -q -p vms-tests --bins
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+
+cat >"$work/camsim.toml" <<TOML
+[[camera]]
+name = "bench"
+count = $cameras
+[[camera.streams]]
+codec = "h264"
+width = 640
+height = 360
+fps = 15
+gop_frames = 30
+bitrate_kbps = 1000
+TOML
+
+VMS_LOG=warn target/release/vms-camsim --config "$work/camsim.toml" >"$work/ready" &
+sim=$!
+while [ ! -s "$work/ready" ]; do
+  kill -0 $sim 2>/dev/null || { echo "bench: vms-camsim failed" >&2; exit 1; }
+  sleep 0.2
+done
+control=$(sed -E 's/.*"control":"([^"]+)".*/\1/' "$work/ready")
+
+target/release/vms-rtsp-load --camsim "http://$control" --seconds "$seconds" --fps 15 --pid "$sim" \
+  >"$work/report.json"
+
+# One summary line per figure, from the JSON report.
+grep -E '"(streams|window_secs|expected_frames_per_stream|frames_per_stream_min|frames_per_stream_median|missing_frames_total|lost_packets_total|failed_streams|measured_pid_cpu_secs|measured_pid_cpu_pct_of_core_per_stream|measured_pid_rss_kib)"' \
+  "$work/report.json" | sed -E 's/^ +"([^"]+)": ([^,]+),?$/\1 = \2/'
+pct=$(sed -nE 's/.*"measured_pid_cpu_pct_of_core_per_stream": ([0-9.]+).*/\1/p' "$work/report.json")
+echo "bar: simulator CPU per camera <= 0.5 % of a core (measured ${pct} %); every frame delivered"
