@@ -1,1 +1,10 @@
-//! Shared domain types of the network: ids, region codes, time, errors, spec wire types.
+//! Shared domain types of the network: errors, ids, region codes, time and time quality, and
+//! the reasons a recording can have a gap. Plain Rust; no server framework, no other crate of ours.
+
+pub mod error;
+pub mod gap;
+pub mod id;
+pub mod region;
+pub mod time;
+
+pub use error::{Error, ErrorKind, IoResultExt, ResultExt};

@@ -1,1 +1,3 @@
-//! The regional recorder: ingest, archive, media serving.
+//! The regional recorder: ingest from cameras, the crash-safe archive, and its HTTP API.
+
+pub mod archive;
