@@ -2,5 +2,7 @@
 //! crash, and retention. The files are the truth; the index can always be rebuilt from them.
 
 pub mod fs;
+pub mod index;
+pub mod layout;
 pub mod mp4;
 pub mod segment;
