@@ -124,7 +124,7 @@ fn decode_key(k: &[u8]) -> Option<(CameraId, String, Time90k)> {
     let n = usize::from(*k.get(16)?);
     let stream = std::str::from_utf8(k.get(17..17 + n)?).ok()?.to_owned();
     let t = u64::from_be_bytes(k.get(17 + n..25 + n)?.try_into().ok()?);
-    (k.len() == 25 + n).then(|| (camera, stream, Time90k((t ^ (1 << 63)) as i64)))
+    (k.len() == 25 + n).then_some((camera, stream, Time90k((t ^ (1 << 63)) as i64)))
 }
 
 fn corrupt(what: &str) -> Error {
@@ -134,6 +134,9 @@ fn corrupt(what: &str) -> Error {
 fn db_err(e: sled::Error) -> Error {
     err!(Unavailable, source: e, "index")
 }
+
+/// One segment as stored: key, row and frame table bytes.
+pub type RawEntry = (Vec<u8>, Vec<u8>, Vec<u8>);
 
 /// The open index.
 #[derive(Clone)]
@@ -315,7 +318,7 @@ impl Index {
     }
 
     /// Every key and value of both trees, for comparing two indexes byte for byte.
-    pub fn dump(&self) -> Result<Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>, Error> {
+    pub fn dump(&self) -> Result<Vec<RawEntry>, Error> {
         let mut out = Vec::new();
         for kv in self.segments.iter() {
             let (k, v) = kv.map_err(db_err)?;
