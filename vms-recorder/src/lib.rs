@@ -1,3 +1,6 @@
 //! The regional recorder: ingest from cameras, the crash-safe archive, and its HTTP API.
 
 pub mod archive;
+pub mod clock;
+pub mod ingest;
+pub mod recording;

@@ -1,0 +1,584 @@
+//! Turning one stream's frames into segments: runs, fragments of at most 1 s cut at keyframes
+//! where the GOP allows, rotation, codec changes, clock steps, and the write order that keeps
+//! the index behind the disk (fragment fdatasync'd, then trailer, then index row).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use vms_core::gap::EndReason;
+use vms_core::id::{CameraId, RecorderId, RunId, StorageRootId};
+use vms_core::time::{Duration90k, TIME_UNITS_PER_SEC, Time90k};
+use vms_core::{Error, err};
+
+use crate::archive::fs::ArchiveFs;
+use crate::archive::index::Index;
+use crate::archive::layout;
+use crate::archive::mp4::{self, Sample, TrackRun, TrackSpec};
+use crate::archive::segment::{SEGMENT_FORMAT_VERSION, SegmentHeader, SegmentWriter, Summary};
+use crate::clock::Clocks;
+use crate::ingest::{AudioParams, VideoParams};
+
+/// The longest a fragment may last.
+const MAX_FRAGMENT_90K: i64 = TIME_UNITS_PER_SEC;
+
+/// How far a camera's timestamps may run ahead of the recorder's monotonic clock, or lag
+/// behind it, before the run is broken as a clock step.
+const MAX_AHEAD_90K: i64 = TIME_UNITS_PER_SEC;
+const MAX_BEHIND_90K: i64 = 5 * TIME_UNITS_PER_SEC;
+
+/// How far the recorder's wall clock may move against its monotonic clock before it counts as
+/// a step.
+const MAX_WALL_STEP_90K: i64 = TIME_UNITS_PER_SEC;
+
+/// Where and as what a stream records.
+#[derive(Clone)]
+pub struct Target {
+    pub fs: Arc<dyn ArchiveFs>,
+    pub index: Index,
+    pub root: StorageRootId,
+    pub root_path: PathBuf,
+    pub recorder: RecorderId,
+    pub camera: CameraId,
+    pub stream: String,
+    pub segment_duration: Duration90k,
+}
+
+/// What a recording shows of itself while it runs (for status, metrics and serving).
+#[derive(Clone, Debug, Default)]
+pub struct Progress {
+    /// Frames made durable since the recorder started.
+    pub frames_total: u64,
+    pub bytes_total: u64,
+    /// Frames dropped while waiting for a keyframe to start a segment.
+    pub frames_skipped: u64,
+    /// When the last frame arrived.
+    pub last_frame: Option<Instant>,
+    /// Wall time up to which footage is durable in the open segment.
+    pub durable_until: Option<Time90k>,
+    /// Wall time and reason of the end of the last segment, while no segment is open.
+    pub gap_since: Option<(Time90k, EndReason)>,
+    /// Seconds between a fragment's last frame arriving and its fdatasync completing.
+    pub last_write_lag_secs: f64,
+    pub camera_offset_ms: Option<i64>,
+}
+
+struct Run {
+    id: RunId,
+    media0: i64,
+    wall0: Time90k,
+    mono0: Instant,
+    wall_at_mono0: Time90k,
+    next_segment: u32,
+    audio0: Option<i64>,
+    last_ts: i64,
+}
+
+struct Frame {
+    ts: i64,
+    keyframe: bool,
+    data: Vec<u8>,
+}
+
+struct AudioFrame {
+    ts: i64,
+    duration: u32,
+    data: Vec<u8>,
+}
+
+struct Open {
+    writer: SegmentWriter,
+    params: Arc<VideoParams>,
+    start_ts: i64,
+}
+
+/// Records one stream: feed it frames, end it with a reason.
+pub struct Recording {
+    target: Target,
+    clocks: Arc<dyn Clocks>,
+    progress: Arc<Mutex<Progress>>,
+    audio: Option<AudioParams>,
+    run: Option<Run>,
+    open: Option<Open>,
+    pending: Vec<Frame>,
+    pending_audio: Vec<AudioFrame>,
+    last_duration: u32,
+    /// End of the last segment written: a new run never starts before it.
+    last_end: Time90k,
+}
+
+fn lock(p: &Mutex<Progress>) -> std::sync::MutexGuard<'_, Progress> {
+    p.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Wall time as a 64-bit NTP timestamp (for `prft`).
+fn ntp(t: Time90k) -> u64 {
+    const NTP_UNIX_OFFSET_SECS: i128 = 2_208_988_800;
+    let ns = t.unix_nanos() + NTP_UNIX_OFFSET_SECS * 1_000_000_000;
+    let secs = (ns / 1_000_000_000) as u64;
+    let frac = (((ns % 1_000_000_000) as u64) << 32) / 1_000_000_000;
+    (secs << 32) | frac
+}
+
+impl Recording {
+    pub fn new(
+        target: Target,
+        clocks: Arc<dyn Clocks>,
+        progress: Arc<Mutex<Progress>>,
+        last_end: Time90k,
+    ) -> Recording {
+        Recording {
+            target,
+            clocks,
+            progress,
+            audio: None,
+            run: None,
+            open: None,
+            pending: Vec::new(),
+            pending_audio: Vec::new(),
+            last_duration: 3000,
+            last_end,
+        }
+    }
+
+    /// Starts a session's recording: its audio track, if any, goes into every segment.
+    pub fn set_audio(&mut self, audio: Option<AudioParams>) {
+        self.audio = audio;
+    }
+
+    pub fn last_end(&self) -> Time90k {
+        self.last_end
+    }
+
+    /// Takes one video frame. `params` is set on the first frame and whenever they change.
+    pub async fn video(
+        &mut self,
+        ts: i64,
+        keyframe: bool,
+        data: Vec<u8>,
+        params: Option<Arc<VideoParams>>,
+    ) -> Result<(), Error> {
+        let now_mono = self.clocks.monotonic();
+        let now_wall = self.clocks.realtime();
+        lock(&self.progress).last_frame = Some(now_mono);
+        if let Some(run) = &self.run {
+            let media = ts - run.media0;
+            let mono = Duration90k::from_std(now_mono - run.mono0).0;
+            let wall = (now_wall - run.wall_at_mono0).0;
+            let camera_step =
+                ts <= run.last_ts || media - mono > MAX_AHEAD_90K || mono - media > MAX_BEHIND_90K;
+            let recorder_step = (wall - mono).abs() > MAX_WALL_STEP_90K;
+            if camera_step || recorder_step {
+                tracing::warn!(
+                    camera = %self.target.camera, stream = %self.target.stream,
+                    media_secs = media as f64 / 90_000.0, mono_secs = mono as f64 / 90_000.0,
+                    recorder_step, "clock step: starting a new run"
+                );
+                self.end(EndReason::ClockStep).await?;
+            }
+        }
+        if let (Some(open), Some(p)) = (&self.open, &params)
+            && open.params.sample_entry != p.sample_entry
+        {
+            tracing::info!(camera = %self.target.camera, stream = %self.target.stream, codec = %p.codec,
+                width = p.width, height = p.height, "codec parameters changed: new segment");
+            self.close_segment(EndReason::CodecChange, Some(ts)).await?;
+        }
+        if self.run.is_none() {
+            if !keyframe {
+                lock(&self.progress).frames_skipped += 1;
+                return Ok(());
+            }
+            let wall0 = now_wall.max(self.last_end);
+            self.run = Some(Run {
+                id: RunId::generate(),
+                media0: ts,
+                wall0,
+                mono0: now_mono,
+                wall_at_mono0: now_wall,
+                next_segment: 0,
+                audio0: None,
+                last_ts: ts,
+            });
+        }
+        let params = match (params, &self.open) {
+            (Some(p), _) => p,
+            (None, Some(open)) => open.params.clone(),
+            (None, None) => return Err(err!(Internal, "frame without parameters")),
+        };
+        if let Some(open) = &self.open
+            && keyframe
+            && ts - open.start_ts >= self.target.segment_duration.0
+        {
+            self.close_segment(EndReason::Rotated, Some(ts)).await?;
+        }
+        if self.open.is_none() {
+            if !keyframe {
+                lock(&self.progress).frames_skipped += 1;
+                return Ok(());
+            }
+            self.open_segment(ts, params).await?;
+        }
+        if let Some(first) = self.pending.first()
+            && (keyframe || ts - first.ts >= MAX_FRAGMENT_90K)
+        {
+            self.flush(Some(ts)).await?;
+        }
+        if let Some(run) = &mut self.run {
+            run.last_ts = ts;
+        }
+        self.pending.push(Frame { ts, keyframe, data });
+        Ok(())
+    }
+
+    /// Takes one audio frame; it joins the next fragment written.
+    pub fn audio_frame(&mut self, ts: i64, duration: u32, data: Vec<u8>) {
+        let (Some(run), Some(_)) = (&mut self.run, &self.open) else {
+            return;
+        };
+        if self.audio.is_none() {
+            return;
+        }
+        let audio0 = *run.audio0.get_or_insert(ts);
+        if ts < audio0 {
+            return;
+        }
+        self.pending_audio.push(AudioFrame { ts, duration, data });
+    }
+
+    /// Notes the camera's clock from an RTCP sender report.
+    pub fn camera_clock(&mut self, camera_unix_us: i64) {
+        let local_us = (self.clocks.realtime().unix_nanos() / 1000) as i64;
+        lock(&self.progress).camera_offset_ms = Some((camera_unix_us - local_us) / 1000);
+    }
+
+    /// Ends the run: what is pending becomes durable, the segment gets its trailer and row.
+    pub async fn end(&mut self, reason: EndReason) -> Result<(), Error> {
+        let result = self.close_segment(reason, None).await;
+        self.run = None;
+        self.pending.clear();
+        self.pending_audio.clear();
+        result
+    }
+
+    async fn open_segment(&mut self, ts: i64, params: Arc<VideoParams>) -> Result<(), Error> {
+        let run = self.run.as_mut().expect("a run is open");
+        let start = run.wall0 + Duration90k(ts - run.media0);
+        let quality = self.clocks.quality();
+        let header = SegmentHeader {
+            format: SEGMENT_FORMAT_VERSION,
+            recorder: self.target.recorder,
+            camera: self.target.camera,
+            stream: self.target.stream.clone(),
+            run: run.id,
+            run_segment: run.next_segment,
+            start_90k: start.0,
+            media_start_90k: ts - run.media0,
+            video_codec: params.codec.clone(),
+            width: params.width,
+            height: params.height,
+            audio_codec: self.audio.as_ref().map(|a| a.codec.clone()),
+            audio_sample_rate: self.audio.as_ref().map(|a| a.sample_rate),
+            recorder_synced: quality.recorder_synced,
+            recorder_error_ms: quality.recorder_error_ms,
+        };
+        run.next_segment += 1;
+        let t = self.target.clone();
+        let audio = self.audio.clone();
+        let p = params.clone();
+        let writer = tokio::task::spawn_blocking(move || {
+            let path = layout::segment_path(&t.root_path, t.camera, &t.stream, start)?;
+            layout::ensure_dir(
+                t.fs.as_ref(),
+                &t.root_path,
+                path.parent().expect("has a day dir"),
+            )?;
+            let mut tracks = vec![TrackSpec {
+                track_id: mp4::VIDEO_TRACK_ID,
+                timescale: 90_000,
+                sample_entry: &p.sample_entry,
+                video_size: Some((p.width, p.height)),
+            }];
+            if let Some(a) = &audio {
+                tracks.push(TrackSpec {
+                    track_id: mp4::AUDIO_TRACK_ID,
+                    timescale: a.sample_rate,
+                    sample_entry: &a.sample_entry,
+                    video_size: None,
+                });
+            }
+            SegmentWriter::create(t.fs.as_ref(), &path, header, &tracks)
+        })
+        .await
+        .map_err(|e| err!(Internal, "segment task: {e}"))??;
+        tracing::debug!(path = %writer.path().display(), "segment opened");
+        self.open = Some(Open {
+            writer,
+            params,
+            start_ts: ts,
+        });
+        let mut p = lock(&self.progress);
+        p.gap_since = None;
+        p.durable_until = Some(start);
+        Ok(())
+    }
+
+    /// Writes the pending frames as one fragment. `next_ts` is the timestamp of the frame
+    /// after them, which gives the last one its duration.
+    async fn flush(&mut self, next_ts: Option<i64>) -> Result<(), Error> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let run = self.run.as_ref().expect("a run is open");
+        let frames = std::mem::take(&mut self.pending);
+        let mut samples = Vec::with_capacity(frames.len());
+        for (i, f) in frames.iter().enumerate() {
+            let next = frames.get(i + 1).map(|n| n.ts).or(next_ts);
+            let duration = match next {
+                Some(n) => u32::try_from(n - f.ts).unwrap_or(self.last_duration),
+                None => self.last_duration,
+            };
+            self.last_duration = duration;
+            samples.push(Sample {
+                duration,
+                size: f.data.len() as u32,
+                sync: f.keyframe,
+            });
+        }
+        let mut runs = vec![TrackRun {
+            track_id: mp4::VIDEO_TRACK_ID,
+            base_decode_time: (frames[0].ts - run.media0) as u64,
+            samples,
+        }];
+        let audio = std::mem::take(&mut self.pending_audio);
+        if let (Some(first), Some(audio0)) = (audio.first(), run.audio0) {
+            runs.push(TrackRun {
+                track_id: mp4::AUDIO_TRACK_ID,
+                base_decode_time: (first.ts - audio0) as u64,
+                samples: audio
+                    .iter()
+                    .map(|a| Sample {
+                        duration: a.duration,
+                        size: a.data.len() as u32,
+                        sync: true,
+                    })
+                    .collect(),
+            });
+        }
+        let wall = run.wall0 + Duration90k(frames[0].ts - run.media0);
+        let end_wall =
+            wall + Duration90k(runs[0].samples.iter().map(|s| i64::from(s.duration)).sum());
+        let bytes: u64 = runs.iter().map(TrackRun::data_len).sum();
+        let frame_count = runs[0].samples.len() as u64;
+        let mut open = self
+            .open
+            .take()
+            .ok_or_else(|| err!(Internal, "flush without a segment"))?;
+        let arrived = self.clocks.monotonic();
+        let result = tokio::task::spawn_blocking(move || {
+            let data: Vec<&[u8]> = frames
+                .iter()
+                .map(|f| f.data.as_slice())
+                .chain(audio.iter().map(|a| a.data.as_slice()))
+                .collect();
+            let r = open.writer.write_fragment(ntp(wall), &runs, &data);
+            (open, r)
+        })
+        .await
+        .map_err(|e| err!(Internal, "write task: {e}"))?;
+        let (open, r) = result;
+        self.open = Some(open);
+        r?;
+        let mut p = lock(&self.progress);
+        p.frames_total += frame_count;
+        p.bytes_total += bytes;
+        p.durable_until = Some(end_wall);
+        p.last_write_lag_secs = (self.clocks.monotonic() - arrived).as_secs_f64();
+        Ok(())
+    }
+
+    /// Flushes and closes the open segment, then indexes it.
+    async fn close_segment(
+        &mut self,
+        reason: EndReason,
+        next_ts: Option<i64>,
+    ) -> Result<(), Error> {
+        let flushed = self.flush(next_ts).await;
+        let Some(open) = self.open.take() else {
+            return flushed;
+        };
+        let camera_offset_ms = lock(&self.progress).camera_offset_ms;
+        // A failed flush still closes the file; recovery trims whatever was cut short.
+        let reason = if flushed.is_err() {
+            EndReason::DiskError
+        } else {
+            reason
+        };
+        let t = self.target.clone();
+        let summary: Summary = tokio::task::spawn_blocking(move || {
+            let summary = open.writer.finish(reason, camera_offset_ms)?;
+            t.index.put(t.root, &summary)?;
+            Ok::<_, Error>(summary)
+        })
+        .await
+        .map_err(|e| err!(Internal, "close task: {e}"))??;
+        self.last_end = summary.end_90k();
+        let mut p = lock(&self.progress);
+        p.durable_until = None;
+        if reason != EndReason::Rotated && reason != EndReason::CodecChange {
+            p.gap_since = Some((self.last_end, reason));
+        }
+        tracing::debug!(camera = %self.target.camera, stream = %self.target.stream, %reason,
+            frames = summary.frames, "segment closed");
+        flushed
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::archive::fs::SimFs;
+    use crate::archive::segment::scan;
+    use std::path::Path;
+    use std::time::Duration;
+    use vms_core::time::TimeQuality;
+
+    /// Clocks that move only when told to.
+    pub struct FakeClocks {
+        base: Instant,
+        state: Mutex<(Time90k, Duration)>,
+    }
+
+    impl FakeClocks {
+        pub fn new(wall: Time90k) -> Arc<FakeClocks> {
+            Arc::new(FakeClocks {
+                base: Instant::now(),
+                state: Mutex::new((wall, Duration::ZERO)),
+            })
+        }
+        pub fn advance(&self, d: Duration) {
+            let mut s = self.state.lock().unwrap();
+            s.0 = s.0 + Duration90k::from_std(d);
+            s.1 += d;
+        }
+    }
+
+    impl Clocks for FakeClocks {
+        fn realtime(&self) -> Time90k {
+            self.state.lock().unwrap().0
+        }
+        fn monotonic(&self) -> Instant {
+            self.base + self.state.lock().unwrap().1
+        }
+        fn quality(&self) -> TimeQuality {
+            TimeQuality {
+                recorder_synced: true,
+                recorder_error_ms: Some(3),
+                camera_offset_ms: None,
+            }
+        }
+    }
+
+    pub fn params(width: u32) -> Arc<VideoParams> {
+        let mut sample_entry = Vec::new();
+        mp4::write_box(&mut sample_entry, b"avc1", |b| {
+            b.extend_from_slice(&width.to_be_bytes())
+        });
+        Arc::new(VideoParams {
+            sample_entry,
+            codec: "avc1.640028".into(),
+            width,
+            height: 360,
+        })
+    }
+
+    pub fn target(fs: &SimFs, index: Index) -> Target {
+        fs.preexisting_dir(Path::new("/disk"));
+        Target {
+            fs: Arc::new(fs.clone()),
+            index,
+            root: StorageRootId::generate(),
+            root_path: "/disk".into(),
+            recorder: RecorderId::generate(),
+            camera: CameraId::generate(),
+            stream: "main".into(),
+            segment_duration: Duration90k::from_secs(4),
+        }
+    }
+
+    /// Feeds `n` frames at 15 fps with a keyframe every `gop`, from timestamp `ts0`.
+    async fn feed(
+        r: &mut Recording,
+        clocks: &FakeClocks,
+        ts0: i64,
+        n: i64,
+        gop: i64,
+        p: &Arc<VideoParams>,
+    ) {
+        for i in 0..n {
+            let first = i == 0;
+            r.video(
+                ts0 + i * 6000,
+                i % gop == 0,
+                vec![i as u8; 50 + (i % 7) as usize],
+                first.then(|| p.clone()),
+            )
+            .await
+            .unwrap();
+            clocks.advance(Duration::from_nanos(66_666_667));
+        }
+    }
+
+    #[tokio::test]
+    async fn rotates_fragments_and_runs() {
+        let fs = SimFs::new(5);
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path()).unwrap();
+        let t = target(&fs, index.clone());
+        let clocks = FakeClocks::new(Time90k::parse_rfc3339("2026-11-26T10:00:00Z").unwrap());
+        let progress = Arc::new(Mutex::new(Progress::default()));
+        let mut r = Recording::new(t.clone(), clocks.clone(), progress.clone(), Time90k::MIN);
+        let p = params(640);
+        // Starts mid-GOP: frames before the first keyframe are skipped.
+        r.video(1000, false, vec![1; 10], Some(p.clone()))
+            .await
+            .unwrap();
+        feed(&mut r, &clocks, 7000, 150, 30, &p).await; // 10 s
+        // A timestamp jump of 100 s forward breaks the run.
+        feed(&mut r, &clocks, 7000 + 150 * 6000 + 9_000_000, 45, 30, &p).await;
+        r.end(EndReason::RecorderStopped).await.unwrap();
+
+        let rows: Vec<_> = index.all().map(Result::unwrap).collect();
+        let reasons: Vec<_> = rows.iter().map(|r| r.end_reason).collect();
+        use EndReason::*;
+        assert_eq!(reasons, [Rotated, Rotated, ClockStep, RecorderStopped]);
+        assert_eq!(rows.iter().map(|r| r.frames).sum::<u32>(), 195);
+        assert_eq!(progress.lock().unwrap().frames_skipped, 1);
+        // Within a run, media time and wall time are continuous from segment to segment.
+        for pair in rows.windows(2) {
+            if pair[0].run == pair[1].run {
+                assert_eq!(
+                    pair[0].media_start_90k + pair[0].duration.0,
+                    pair[1].media_start_90k
+                );
+                assert_eq!(pair[0].end(), pair[1].start);
+            } else {
+                assert!(pair[1].start >= pair[0].end(), "runs never overlap");
+            }
+        }
+        // Every file scans to its row, and no fragment lasts more than 1 s.
+        for row in &rows {
+            let path =
+                layout::segment_path(Path::new("/disk"), row.camera, "main", row.start).unwrap();
+            let scanned = scan(&fs.read(&path).unwrap()).unwrap();
+            let s = scanned.summary.unwrap();
+            assert_eq!(SegmentRow::from_summary(t.root, &s), *row);
+            let starts: Vec<u64> = s.fragments.iter().map(|f| f.0).collect();
+            for w in starts.windows(2) {
+                assert!(w[1] - w[0] <= 90_000, "fragment of {} ticks", w[1] - w[0]);
+            }
+        }
+    }
+
+    use crate::archive::index::SegmentRow;
+}
