@@ -1,6 +1,8 @@
 //! The regional recorder: ingest from cameras, the crash-safe archive, and its HTTP API.
 
 pub mod archive;
+pub mod cameras;
 pub mod clock;
+pub mod config;
 pub mod ingest;
 pub mod recording;

@@ -103,6 +103,14 @@ struct SimState {
     durable_entries: BTreeMap<PathBuf, ()>,
     /// Random source for how much of the unsynced tail a crash keeps.
     seed: u64,
+    /// Writes left before the power is cut; `Some(0)` cuts it during the next write.
+    writes_left: Option<u64>,
+    /// The power is off: every operation fails until [`SimFs::crash`].
+    dead: bool,
+}
+
+fn power_lost() -> io::Error {
+    io::Error::other("simulated power loss")
 }
 
 /// An in-memory file system that loses unsynced data on [`SimFs::crash`].
@@ -125,6 +133,19 @@ impl SimFs {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Cuts the power during the `writes`-th write from now: that write lands only in part,
+    /// and every operation fails from then until [`SimFs::crash`].
+    pub fn cut_power_after(&self, writes: u64) {
+        self.state().writes_left = Some(writes);
+    }
+
+    fn next_random(s: &mut SimState) -> u64 {
+        s.seed ^= s.seed << 13;
+        s.seed ^= s.seed >> 7;
+        s.seed ^= s.seed << 17;
+        s.seed
+    }
+
     /// A power loss: entries never made durable vanish (with everything below them), and of
     /// each file's unsynced tail only a random prefix survives (the page cache may have
     /// written some of it out).
@@ -138,21 +159,17 @@ impl SimFs {
         };
         s.dirs.retain(|p, _| survives(p));
         s.files.retain(|p, _| survives(p));
-        let mut seed = s.seed;
-        for f in s.files.values_mut() {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+        let paths: Vec<PathBuf> = s.files.keys().cloned().collect();
+        for p in paths {
+            let r = SimFs::next_random(&mut s);
+            let f = s.files.get_mut(&p).expect("listed");
             let unsynced = f.data.len() - f.synced;
-            let kept = if unsynced == 0 {
-                0
-            } else {
-                (seed % (unsynced as u64 + 1)) as usize
-            };
+            let kept = (r % (unsynced as u64 + 1)) as usize;
             f.data.truncate(f.synced + kept);
             f.synced = f.data.len();
         }
-        s.seed = seed;
+        s.dead = false;
+        s.writes_left = None;
         s.durable_entries = durable;
     }
 
@@ -169,12 +186,28 @@ impl SimFs {
 impl ArchiveFile for SimHandle {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         let mut s = self.fs.state();
+        if s.dead {
+            return Err(power_lost());
+        }
+        let mut len = buf.len();
+        match s.writes_left {
+            Some(0) => {
+                len = (SimFs::next_random(&mut s) % (buf.len() as u64 + 1)) as usize;
+                s.dead = true;
+            }
+            Some(n) => s.writes_left = Some(n - 1),
+            None => {}
+        }
+        let dead = s.dead;
         let f = s.files.get_mut(&self.path).ok_or(io::ErrorKind::NotFound)?;
-        f.data.extend_from_slice(buf);
-        Ok(())
+        f.data.extend_from_slice(&buf[..len]);
+        if dead { Err(power_lost()) } else { Ok(()) }
     }
     fn sync_data(&mut self) -> io::Result<()> {
         let mut s = self.fs.state();
+        if s.dead {
+            return Err(power_lost());
+        }
         let f = s.files.get_mut(&self.path).ok_or(io::ErrorKind::NotFound)?;
         f.synced = f.data.len();
         Ok(())
@@ -184,6 +217,9 @@ impl ArchiveFile for SimHandle {
 impl ArchiveFs for SimFs {
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn ArchiveFile>> {
         let mut s = self.state();
+        if s.dead {
+            return Err(power_lost());
+        }
         let parent = path.parent().unwrap_or(Path::new(""));
         if !s.dirs.contains_key(parent) {
             return Err(io::ErrorKind::NotFound.into());
@@ -207,6 +243,9 @@ impl ArchiveFs for SimFs {
     }
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         let mut s = self.state();
+        if s.dead {
+            return Err(power_lost());
+        }
         let f = s.files.get_mut(path).ok_or(io::ErrorKind::NotFound)?;
         f.data.truncate(len as usize);
         f.synced = f.data.len();
@@ -214,6 +253,9 @@ impl ArchiveFs for SimFs {
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut s = self.state();
+        if s.dead {
+            return Err(power_lost());
+        }
         s.files.remove(path).ok_or(io::ErrorKind::NotFound)?;
         // Modelled as durable at once. On a real disk an unsynced unlink may be undone by a
         // crash; what it removes is retention's or recovery's to remove again.
@@ -222,6 +264,9 @@ impl ArchiveFs for SimFs {
     }
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         let mut s = self.state();
+        if s.dead {
+            return Err(power_lost());
+        }
         for a in path.ancestors().filter(|a| !a.as_os_str().is_empty()) {
             if s.files.contains_key(a) {
                 return Err(io::ErrorKind::AlreadyExists.into());
@@ -232,6 +277,9 @@ impl ArchiveFs for SimFs {
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         let mut s = self.state();
+        if s.dead {
+            return Err(power_lost());
+        }
         if !s.dirs.contains_key(path) {
             return Err(io::ErrorKind::NotFound.into());
         }

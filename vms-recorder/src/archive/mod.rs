@@ -5,4 +5,5 @@ pub mod fs;
 pub mod index;
 pub mod layout;
 pub mod mp4;
+pub mod recovery;
 pub mod segment;

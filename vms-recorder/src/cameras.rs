@@ -1,0 +1,280 @@
+//! The cameras a recorder records: their specification, validation, and the camera journal,
+//! a small fsynced file in the data directory, because camera configuration is something the
+//! segment files cannot hold. Credentials live only here and in memory; they are never logged.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use vms_core::id::CameraId;
+use vms_core::region::RegionCode;
+use vms_core::{Error, IoResultExt, bail, err};
+
+use crate::archive::layout::check_stream_name;
+
+/// The kind of camera; retention and conformance profiles are set per class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CameraClass {
+    City,
+    SafeYard,
+    Traffic,
+}
+
+impl FromStr for CameraClass {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "city" => Ok(CameraClass::City),
+            "safe_yard" => Ok(CameraClass::SafeYard),
+            "traffic" => Ok(CameraClass::Traffic),
+            _ => Err(err!(
+                InvalidArgument,
+                "{s:?} is not one of city, safe_yard, traffic"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for CameraClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CameraClass::City => "city",
+            CameraClass::SafeYard => "safe_yard",
+            CameraClass::Traffic => "traffic",
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+/// One stream of a camera.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamSpec {
+    pub name: String,
+    /// `rtsp://host[:port]/path`, without credentials.
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    #[serde(default)]
+    pub transport: Transport,
+}
+
+impl fmt::Debug for StreamSpec {
+    /// Never prints the password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamSpec")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("transport", &self.transport)
+            .finish()
+    }
+}
+
+/// A camera as configured (what the API accepts).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CameraSpec {
+    pub name: String,
+    pub region: RegionCode,
+    pub class: CameraClass,
+    /// The GB/T 28181-style registry number, assigned by regional IT.
+    pub code: Option<String>,
+    pub streams: Vec<StreamSpec>,
+}
+
+/// A camera with its id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Camera {
+    pub id: CameraId,
+    #[serde(flatten)]
+    pub spec: CameraSpec,
+}
+
+impl StreamSpec {
+    /// The URL to connect to, checked: `rtsp` scheme, a host, no credentials in it.
+    pub fn parsed_url(&self) -> Result<url::Url, Error> {
+        let url = url::Url::parse(&self.url).map_err(|e| err!(InvalidArgument, "url: {e}"))?;
+        if url.scheme() != "rtsp" {
+            bail!(InvalidArgument, "url: scheme must be rtsp");
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            bail!(InvalidArgument, "url: has no host");
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            bail!(
+                InvalidArgument,
+                "url: put credentials in username and password, not in the URL"
+            );
+        }
+        Ok(url)
+    }
+}
+
+impl CameraSpec {
+    pub fn validate(&self) -> Result<(), Error> {
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
+            bail!(InvalidArgument, "name: 1 to 128 printable characters");
+        }
+        if let Some(code) = &self.code {
+            if code.is_empty() || code.len() > 32 || !code.bytes().all(|b| b.is_ascii_digit()) {
+                bail!(InvalidArgument, "code: up to 32 digits");
+            }
+        }
+        if self.streams.is_empty() || self.streams.len() > 4 {
+            bail!(InvalidArgument, "streams: 1 to 4 streams");
+        }
+        for (i, s) in self.streams.iter().enumerate() {
+            check_stream_name(&s.name).map_err(|e| e.context(format!("streams[{i}].name")))?;
+            if self.streams[..i].iter().any(|o| o.name == s.name) {
+                bail!(
+                    InvalidArgument,
+                    "streams[{i}].name: {:?} is used twice",
+                    s.name
+                );
+            }
+            s.parsed_url()
+                .map_err(|e| e.context(format!("streams[{i}]")))?;
+            if s.password.is_some() && s.username.is_none() {
+                bail!(
+                    InvalidArgument,
+                    "streams[{i}].password: given without a username"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The camera journal: the whole list, rewritten atomically (temporary file, fsync, rename,
+/// directory fsync) on every change. It is small; cameras change rarely.
+pub struct Journal {
+    path: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+struct JournalFile {
+    format: String,
+    cameras: Vec<Camera>,
+}
+
+const JOURNAL_FORMAT: &str = "vms-cameras/1";
+
+impl Journal {
+    pub fn new(data_dir: &Path) -> Journal {
+        Journal {
+            path: data_dir.join("cameras.json"),
+        }
+    }
+
+    pub fn load(&self) -> Result<Vec<Camera>, Error> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).io_context(|| format!("reading {}", self.path.display())),
+        };
+        let file: JournalFile = serde_json::from_slice(&bytes)
+            .map_err(|e| err!(DataLoss, "camera journal {}: {e}", self.path.display()))?;
+        if file.format != JOURNAL_FORMAT {
+            bail!(
+                DataLoss,
+                "camera journal {}: format {:?}",
+                self.path.display(),
+                file.format
+            );
+        }
+        Ok(file.cameras)
+    }
+
+    pub fn save(&self, cameras: &[Camera]) -> Result<(), Error> {
+        let file = JournalFile {
+            format: JOURNAL_FORMAT.into(),
+            cameras: cameras.to_vec(),
+        };
+        let bytes = serde_json::to_vec_pretty(&file).expect("journal serialises");
+        write_atomically(&self.path, &bytes)
+    }
+}
+
+/// Replaces a small file so that a crash leaves either the old or the new content.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let ctx = || format!("writing {}", path.display());
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .io_context(ctx)?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .io_context(ctx)?;
+    std::fs::rename(&tmp, path).io_context(ctx)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .io_context(ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn spec() -> CameraSpec {
+        CameraSpec {
+            name: "Gate 1".into(),
+            region: "751110000".parse().unwrap(),
+            class: CameraClass::SafeYard,
+            code: None,
+            streams: vec![StreamSpec {
+                name: "main".into(),
+                url: "rtsp://127.0.0.1:8554/gate/main".into(),
+                username: Some("admin".into()),
+                password: Some("hunter2".into()),
+                transport: Transport::Tcp,
+            }],
+        }
+    }
+
+    #[test]
+    fn journal_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path());
+        assert!(j.load().unwrap().is_empty());
+        let cams = vec![Camera {
+            id: CameraId::generate(),
+            spec: spec(),
+        }];
+        j.save(&cams).unwrap();
+        assert_eq!(j.load().unwrap(), cams);
+    }
+
+    #[test]
+    fn validation_and_redaction() {
+        assert!(spec().validate().is_ok());
+        let mut s = spec();
+        s.streams[0].url = "rtsp://admin:pw@127.0.0.1/x".into();
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("credentials")
+        );
+        let mut s = spec();
+        s.streams[0].url = "file:///etc/passwd".into();
+        assert!(s.validate().is_err());
+        assert!(!format!("{:?}", spec()).contains("hunter2"));
+    }
+}
