@@ -125,10 +125,10 @@ impl CameraSpec {
         if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
             bail!(InvalidArgument, "name: 1 to 128 printable characters");
         }
-        if let Some(code) = &self.code {
-            if code.is_empty() || code.len() > 32 || !code.bytes().all(|b| b.is_ascii_digit()) {
-                bail!(InvalidArgument, "code: up to 32 digits");
-            }
+        if let Some(code) = &self.code
+            && (code.is_empty() || code.len() > 32 || !code.bytes().all(|b| b.is_ascii_digit()))
+        {
+            bail!(InvalidArgument, "code: up to 32 digits");
         }
         if self.streams.is_empty() || self.streams.len() > 4 {
             bail!(InvalidArgument, "streams: 1 to 4 streams");
