@@ -6,5 +6,6 @@ pub mod gap;
 pub mod id;
 pub mod region;
 pub mod time;
+pub mod wire;
 
 pub use error::{Error, ErrorKind, IoResultExt, ResultExt};

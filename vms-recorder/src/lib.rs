@@ -1,8 +1,11 @@
 //! The regional recorder: ingest from cameras, the crash-safe archive, and its HTTP API.
 
+pub mod api;
 pub mod archive;
 pub mod cameras;
 pub mod clock;
 pub mod config;
 pub mod ingest;
 pub mod recording;
+pub mod service;
+pub mod supervisor;

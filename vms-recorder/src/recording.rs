@@ -54,6 +54,8 @@ pub struct Progress {
     pub frames_skipped: u64,
     /// When the last frame arrived.
     pub last_frame: Option<Instant>,
+    /// The open segment: its start, run and durable frames.
+    pub open_segment: Option<(Time90k, RunId, u64)>,
     /// Wall time up to which footage is durable in the open segment.
     pub durable_until: Option<Time90k>,
     /// Wall time and reason of the end of the last segment, while no segment is open.
@@ -283,6 +285,7 @@ impl Recording {
             recorder_error_ms: quality.recorder_error_ms,
         };
         run.next_segment += 1;
+        let run_id = run.id;
         let t = self.target.clone();
         let audio = self.audio.clone();
         let p = params.clone();
@@ -319,6 +322,7 @@ impl Recording {
         });
         let mut p = lock(&self.progress);
         p.gap_since = None;
+        p.open_segment = Some((start, run_id, 0));
         p.durable_until = Some(start);
         Ok(())
     }
@@ -391,6 +395,9 @@ impl Recording {
         r?;
         let mut p = lock(&self.progress);
         p.frames_total += frame_count;
+        if let Some((_, _, frames)) = &mut p.open_segment {
+            *frames += frame_count;
+        }
         p.bytes_total += bytes;
         p.durable_until = Some(end_wall);
         p.last_write_lag_secs = (self.clocks.monotonic() - arrived).as_secs_f64();
@@ -425,6 +432,7 @@ impl Recording {
         self.last_end = summary.end_90k();
         let mut p = lock(&self.progress);
         p.durable_until = None;
+        p.open_segment = None;
         if reason != EndReason::Rotated && reason != EndReason::CodecChange {
             p.gap_since = Some((self.last_end, reason));
         }

@@ -88,6 +88,20 @@ impl ArchiveFs for RealFs {
     }
 }
 
+/// Free bytes on the file system holding `path`, for an unprivileged writer.
+pub fn free_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `struct statvfs` is plain old data, so all-zero is a valid value to overwrite.
+    #[allow(unsafe_code)]
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path that outlives the call, and `st` is a valid,
+    // exclusively borrowed `struct statvfs` for the kernel to fill.
+    #[allow(unsafe_code)]
+    let r = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    (r == 0).then_some(st.f_bavail * st.f_frsize)
+}
+
 #[derive(Default)]
 struct SimFile {
     data: Vec<u8>,

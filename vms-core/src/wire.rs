@@ -1,0 +1,160 @@
+//! The JSON types of the spec's recorder API (`spec/recorder-api.md`, `spec/openapi/`).
+//! Serialisation lives here and only here. Like every wire type, they ignore unknown fields so
+//! that peers of different versions interoperate; units are in the field names, times are
+//! RFC 3339 UTC strings, and secrets are write-only.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the interoperability spec this build speaks.
+pub const SPEC_VERSION: &str = "1.0";
+
+/// `GET /api/v1/health`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Health {
+    pub status: String,
+    pub recorder: String,
+    pub spec_version: String,
+    pub software_version: String,
+}
+
+/// A camera in a `POST` or `PUT` body.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CameraRequest {
+    pub name: String,
+    pub region: String,
+    pub class: String,
+    #[serde(default)]
+    pub code: Option<String>,
+    pub streams: Vec<StreamRequest>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StreamRequest {
+    pub name: String,
+    pub url: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Write-only. Left out of a `PUT`: unchanged. An empty string clears it.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// `tcp` (default) or `udp`.
+    #[serde(default)]
+    pub transport: Option<String>,
+}
+
+/// A camera as the API returns it: never with a password.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CameraResponse {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    pub class: String,
+    pub code: Option<String>,
+    pub streams: Vec<StreamResponse>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StreamResponse {
+    pub name: String,
+    pub url: String,
+    pub username: Option<String>,
+    /// Whether a password is set (its value is never returned).
+    pub has_password: bool,
+    pub transport: String,
+    pub status: StreamStatus,
+}
+
+/// Live status of one stream.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StreamStatus {
+    pub connected: bool,
+    pub fps: f64,
+    pub bitrate_kbps: f64,
+    /// Milliseconds since the last frame arrived; absent before the first.
+    pub last_frame_age_ms: Option<u64>,
+    pub reconnects: u64,
+    /// The gap the stream is in now, if it is not recording.
+    pub current_gap: Option<OpenGap>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct OpenGap {
+    pub start: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CameraList {
+    pub cameras: Vec<CameraResponse>,
+}
+
+/// `GET /api/v1/cameras/{id}/recordings`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Recordings {
+    pub camera: String,
+    pub stream: String,
+    pub start: String,
+    pub end: String,
+    pub ranges: Vec<RecordedRange>,
+    pub gaps: Vec<Gap>,
+}
+
+/// Footage that is continuous in media time (one run, possibly several segments).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RecordedRange {
+    pub start: String,
+    pub end: String,
+    pub start_90k: i64,
+    pub end_90k: i64,
+    pub frames: u64,
+    pub segments: u32,
+    pub run: String,
+    pub time_quality: TimeQuality,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TimeQuality {
+    pub recorder_synced: bool,
+    pub recorder_error_ms: Option<u32>,
+    pub camera_offset_ms: Option<i64>,
+}
+
+/// Time between two ranges with nothing recorded, and why.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Gap {
+    pub start: String,
+    pub end: String,
+    pub duration_ms: i64,
+    pub reason: String,
+}
+
+/// `GET /api/v1/alerts`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Alerts {
+    pub alerts: Vec<Alert>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Alert {
+    /// Stable kind: `stream_down`, `storage_root_missing`, `disk_full`, `min_age_breach`,
+    /// `clock_unsynchronized`, `index_rebuilt`.
+    pub kind: String,
+    pub message: String,
+    pub camera: Option<String>,
+    pub stream: Option<String>,
+    pub storage_root: Option<String>,
+}
+
+/// The one error shape of every API.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ErrorDetail {
+    /// Stable snake_case code (`vms_core::ErrorKind::code`).
+    pub code: String,
+    pub message: String,
+}

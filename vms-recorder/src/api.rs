@@ -1,0 +1,586 @@
+//! The recorder's HTTP API under `/api/v1` (spec/recorder-api.md) and `/metrics`. Every
+//! endpoint but health needs the bearer token; error kinds map to HTTP status here, once.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use vms_core::gap::EndReason;
+use vms_core::id::CameraId;
+use vms_core::time::Time90k;
+use vms_core::wire;
+use vms_core::{Error, ErrorKind, err};
+
+use crate::cameras::{Camera, CameraSpec, StreamSpec, Transport};
+use crate::config::{CameraConfig, StreamConfig};
+use crate::recording::Progress;
+use crate::service::{Service, leaves_gap};
+use crate::supervisor::Connection;
+
+/// The largest request body accepted.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// An error on its way to the client.
+pub struct ApiError(Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let kind = self.0.kind();
+        let status = match kind {
+            ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::AlreadyExists => StatusCode::CONFLICT,
+            ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorKind::FailedPrecondition => StatusCode::CONFLICT,
+            ErrorKind::ResourceExhausted => StatusCode::INSUFFICIENT_STORAGE,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::DataLoss | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        // A 5xx says nothing of its cause to the client; the log has it.
+        let message = if status.is_server_error() {
+            tracing::error!(err = %self.0, "request failed");
+            "internal error; see the recorder's log".to_owned()
+        } else {
+            self.0.to_string()
+        };
+        let body = wire::ErrorBody {
+            error: wire::ErrorDetail {
+                code: kind.code().to_owned(),
+                message,
+            },
+        };
+        let mut r = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        r
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn bad_json(e: JsonRejection) -> ApiError {
+    ApiError(err!(InvalidArgument, "{}", e.body_text()))
+}
+
+fn bad_query(e: QueryRejection) -> ApiError {
+    ApiError(err!(InvalidArgument, "{}", e.body_text()))
+}
+
+/// Compares in time independent of where the strings differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn require_token(State(s): State<Arc<Service>>, req: Request, next: Next) -> Response {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match token {
+        Some(t) if constant_time_eq(t.as_bytes(), s.admin_token.as_bytes()) => next.run(req).await,
+        Some(_) => ApiError(err!(Unauthenticated, "invalid bearer token")).into_response(),
+        None => ApiError(err!(Unauthenticated, "a bearer token is required")).into_response(),
+    }
+}
+
+pub fn router(service: Arc<Service>) -> Router {
+    let protected = Router::new()
+        .route("/api/v1/cameras", get(list_cameras).post(add_camera))
+        .route(
+            "/api/v1/cameras/{id}",
+            get(get_camera).put(update_camera).delete(remove_camera),
+        )
+        .route("/api/v1/cameras/{id}/recordings", get(recordings))
+        .route("/api/v1/alerts", get(alerts))
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(
+            service.clone(),
+            require_token,
+        ));
+    Router::new()
+        .route("/api/v1/health", get(health))
+        .merge(protected)
+        .fallback(|| async { ApiError(err!(NotFound, "no such endpoint")) })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let path = req
+                    .extensions()
+                    .get::<axum::extract::MatchedPath>()
+                    .map_or("unmatched", |p| p.as_str());
+                tracing::info_span!("http", method = %req.method(), path)
+            }),
+        )
+        .with_state(service)
+}
+
+async fn health(State(s): State<Arc<Service>>) -> Json<wire::Health> {
+    Json(wire::Health {
+        status: "ok".into(),
+        recorder: s.id.to_string(),
+        spec_version: wire::SPEC_VERSION.into(),
+        software_version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+fn camera_id(raw: &str) -> ApiResult<CameraId> {
+    // A malformed id cannot name a camera: same answer as an unknown one.
+    raw.parse()
+        .map_err(|_| ApiError(err!(NotFound, "no camera {raw:?}")))
+}
+
+fn spec_from_request(r: wire::CameraRequest) -> Result<CameraSpec, Error> {
+    // The same validation as the configuration file.
+    CameraConfig {
+        name: r.name,
+        region: r.region,
+        class: r.class,
+        code: r.code,
+        streams: r
+            .streams
+            .into_iter()
+            .map(|s| StreamConfig {
+                name: s.name,
+                url: s.url,
+                username: s.username,
+                password: s.password,
+                transport: s.transport,
+            })
+            .collect(),
+    }
+    .to_spec()
+}
+
+fn status(progress: &Progress, conn: &Connection, now: Instant) -> wire::StreamStatus {
+    wire::StreamStatus {
+        connected: conn.connected,
+        fps: (conn.fps * 10.0).round() / 10.0,
+        bitrate_kbps: conn.bitrate_kbps.round(),
+        last_frame_age_ms: progress
+            .last_frame
+            .map(|t| now.duration_since(t).as_millis() as u64),
+        reconnects: conn.reconnects,
+        current_gap: progress.gap_since.map(|(start, reason)| wire::OpenGap {
+            start: start.to_rfc3339(),
+            reason: reason.to_string(),
+        }),
+        last_error: conn.last_error.clone(),
+    }
+}
+
+fn camera_response(c: &Camera, streams: &[(String, Progress, Connection)]) -> wire::CameraResponse {
+    let now = Instant::now();
+    wire::CameraResponse {
+        id: c.id.to_string(),
+        name: c.spec.name.clone(),
+        region: c.spec.region.to_string(),
+        class: c.spec.class.to_string(),
+        code: c.spec.code.clone(),
+        streams: c
+            .spec
+            .streams
+            .iter()
+            .map(|s: &StreamSpec| {
+                let live = streams.iter().find(|(n, _, _)| *n == s.name);
+                wire::StreamResponse {
+                    name: s.name.clone(),
+                    url: s.url.clone(),
+                    username: s.username.clone(),
+                    has_password: s.password.is_some(),
+                    transport: match s.transport {
+                        Transport::Tcp => "tcp".into(),
+                        Transport::Udp => "udp".into(),
+                    },
+                    status: live.map_or_else(
+                        || status(&Progress::default(), &Connection::default(), now),
+                        |(_, p, c)| status(p, c, now),
+                    ),
+                }
+            })
+            .collect(),
+    }
+}
+
+async fn list_cameras(State(s): State<Arc<Service>>) -> Json<wire::CameraList> {
+    let cameras = s
+        .cameras()
+        .await
+        .iter()
+        .map(|(c, st)| camera_response(c, st))
+        .collect();
+    Json(wire::CameraList { cameras })
+}
+
+async fn get_camera(
+    State(s): State<Arc<Service>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<wire::CameraResponse>> {
+    let id = camera_id(&id)?;
+    let (c, st) = s
+        .camera(id)
+        .await
+        .ok_or_else(|| err!(NotFound, "no camera {id}"))?;
+    Ok(Json(camera_response(&c, &st)))
+}
+
+async fn add_camera(
+    State(s): State<Arc<Service>>,
+    body: Result<Json<wire::CameraRequest>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<wire::CameraResponse>)> {
+    let Json(req) = body.map_err(bad_json)?;
+    let id = s.add_camera(spec_from_request(req)?).await?;
+    let (c, st) = s
+        .camera(id)
+        .await
+        .ok_or_else(|| err!(Internal, "camera {id} vanished"))?;
+    Ok((StatusCode::CREATED, Json(camera_response(&c, &st))))
+}
+
+async fn update_camera(
+    State(s): State<Arc<Service>>,
+    Path(id): Path<String>,
+    body: Result<Json<wire::CameraRequest>, JsonRejection>,
+) -> ApiResult<Json<wire::CameraResponse>> {
+    let id = camera_id(&id)?;
+    let Json(req) = body.map_err(bad_json)?;
+    s.update_camera(id, spec_from_request(req)?).await?;
+    let (c, st) = s
+        .camera(id)
+        .await
+        .ok_or_else(|| err!(NotFound, "no camera {id}"))?;
+    Ok(Json(camera_response(&c, &st)))
+}
+
+async fn remove_camera(
+    State(s): State<Arc<Service>>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.remove_camera(camera_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordingsQuery {
+    stream: String,
+    start: String,
+    end: String,
+}
+
+/// The longest range one listing may span.
+const MAX_LISTING_SECS: i64 = 31 * 24 * 3600;
+
+async fn recordings(
+    State(s): State<Arc<Service>>,
+    Path(id): Path<String>,
+    q: Result<Query<RecordingsQuery>, QueryRejection>,
+) -> ApiResult<Json<wire::Recordings>> {
+    let id = camera_id(&id)?;
+    let Query(q) = q.map_err(bad_query)?;
+    let start = Time90k::parse_rfc3339(&q.start).map_err(|e| e.context("start"))?;
+    let end = Time90k::parse_rfc3339(&q.end).map_err(|e| e.context("end"))?;
+    if end <= start {
+        return Err(err!(InvalidArgument, "end must be after start").into());
+    }
+    if (end - start).0 > MAX_LISTING_SECS * 90_000 {
+        return Err(err!(InvalidArgument, "a listing spans at most 31 days").into());
+    }
+    let (camera, streams) = s
+        .camera(id)
+        .await
+        .ok_or_else(|| err!(NotFound, "no camera {id}"))?;
+    if !camera.spec.streams.iter().any(|st| st.name == q.stream) {
+        return Err(err!(NotFound, "camera {id} has no stream {:?}", q.stream).into());
+    }
+    let index = s.index.clone();
+    let stream = q.stream.clone();
+    let rows = tokio::task::spawn_blocking(move || index.list(id, &stream, start..end))
+        .await
+        .map_err(|e| err!(Internal, "listing task: {e}"))??;
+    let progress = streams
+        .iter()
+        .find(|(n, _, _)| *n == q.stream)
+        .map(|(_, p, _)| p.clone());
+    let mut ranges: Vec<wire::RecordedRange> = Vec::new();
+    let mut gaps = Vec::new();
+    let mut prev: Option<(Time90k, EndReason)> = None;
+    for row in &rows {
+        if let Some((prev_end, reason)) = prev {
+            let continues = ranges.last().is_some_and(|r| r.run == row.run.to_string())
+                && !leaves_gap(reason)
+                && prev_end == row.start;
+            if continues {
+                let r = ranges.last_mut().expect("checked");
+                r.end = row.end().to_rfc3339();
+                r.end_90k = row.end().0;
+                r.frames += u64::from(row.frames);
+                r.segments += 1;
+                r.time_quality.recorder_synced &= row.recorder_synced;
+                r.time_quality.camera_offset_ms =
+                    row.camera_offset_ms.or(r.time_quality.camera_offset_ms);
+                prev = Some((row.end(), row.end_reason));
+                continue;
+            }
+            if row.start > prev_end {
+                gaps.push(gap(prev_end, row.start, reason));
+            }
+        }
+        ranges.push(wire::RecordedRange {
+            start: row.start.to_rfc3339(),
+            end: row.end().to_rfc3339(),
+            start_90k: row.start.0,
+            end_90k: row.end().0,
+            frames: u64::from(row.frames),
+            segments: 1,
+            run: row.run.to_string(),
+            time_quality: wire::TimeQuality {
+                recorder_synced: row.recorder_synced,
+                recorder_error_ms: row.recorder_error_ms,
+                camera_offset_ms: row.camera_offset_ms,
+            },
+        });
+        prev = Some((row.end(), row.end_reason));
+    }
+    // The stream's present state: the durable part of the open segment, or the gap it is in.
+    if let Some(p) = progress {
+        if let (Some((ostart, run, frames)), Some(until)) = (p.open_segment, p.durable_until)
+            && ostart < end
+            && until > start
+        {
+            let run = run.to_string();
+            match (prev, ranges.last_mut()) {
+                (Some((prev_end, reason)), Some(last))
+                    if last.run == run && !leaves_gap(reason) && prev_end == ostart =>
+                {
+                    last.end = until.to_rfc3339();
+                    last.end_90k = until.0;
+                    last.frames += frames;
+                    last.segments += 1;
+                }
+                (prev, _) => {
+                    if let Some((prev_end, reason)) = prev
+                        && ostart > prev_end
+                    {
+                        gaps.push(gap(prev_end, ostart, reason));
+                    }
+                    let quality = s.clocks.quality();
+                    ranges.push(wire::RecordedRange {
+                        start: ostart.to_rfc3339(),
+                        end: until.to_rfc3339(),
+                        start_90k: ostart.0,
+                        end_90k: until.0,
+                        frames,
+                        segments: 1,
+                        run,
+                        time_quality: wire::TimeQuality {
+                            recorder_synced: quality.recorder_synced,
+                            recorder_error_ms: quality.recorder_error_ms,
+                            camera_offset_ms: p.camera_offset_ms,
+                        },
+                    });
+                }
+            }
+        } else if let (Some((prev_end, reason)), Some(now_gap)) = (prev, p.gap_since)
+            && now_gap.0 == prev_end
+            && prev_end < end
+        {
+            gaps.push(gap(prev_end, end.min(s.clocks.realtime()), reason));
+        }
+    }
+    Ok(Json(wire::Recordings {
+        camera: id.to_string(),
+        stream: q.stream,
+        start: start.to_rfc3339(),
+        end: end.to_rfc3339(),
+        ranges,
+        gaps,
+    }))
+}
+
+fn gap(start: Time90k, end: Time90k, reason: EndReason) -> wire::Gap {
+    wire::Gap {
+        start: start.to_rfc3339(),
+        end: end.to_rfc3339(),
+        duration_ms: (end - start).as_millis(),
+        reason: reason.to_string(),
+    }
+}
+
+/// How long a stream may be down before it raises an alert.
+const STREAM_DOWN_ALERT_SECS: u64 = 10;
+
+async fn alerts(State(s): State<Arc<Service>>) -> ApiResult<Json<wire::Alerts>> {
+    let mut alerts = Vec::new();
+    let mut alert = |kind: &str,
+                     message: String,
+                     camera: Option<String>,
+                     stream: Option<String>,
+                     root: Option<String>| {
+        alerts.push(wire::Alert {
+            kind: kind.into(),
+            message,
+            camera,
+            stream,
+            storage_root: root,
+        })
+    };
+    let now = Instant::now();
+    for (c, streams) in s.cameras().await {
+        for (name, p, conn) in streams {
+            let silent = p
+                .last_frame
+                .is_none_or(|t| now.duration_since(t).as_secs() >= STREAM_DOWN_ALERT_SECS);
+            if !conn.connected || silent {
+                let why = conn
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "no frames".into());
+                alert(
+                    "stream_down",
+                    format!("{} / {name}: {why}", c.spec.name),
+                    Some(c.id.to_string()),
+                    Some(name),
+                    None,
+                );
+            }
+        }
+    }
+    let used = s.used_bytes()?;
+    for r in &s.roots {
+        match &r.state {
+            Err(e) => alert(
+                "storage_root_missing",
+                e.clone(),
+                None,
+                None,
+                Some(r.path.display().to_string()),
+            ),
+            Ok(id) => {
+                let used = used.get(id).copied().unwrap_or(0);
+                if r.quota_bytes.is_some_and(|q| used >= q) {
+                    alert(
+                        "disk_full",
+                        format!(
+                            "{used} bytes used of a {} byte quota",
+                            r.quota_bytes.unwrap_or(0)
+                        ),
+                        None,
+                        None,
+                        Some(r.path.display().to_string()),
+                    );
+                }
+            }
+        }
+    }
+    if !s.clocks.quality().recorder_synced {
+        alert(
+            "clock_unsynchronized",
+            "the recorder clock is not NTP-synchronised; footage is marked so".into(),
+            None,
+            None,
+            None,
+        );
+    }
+    if let Some(why) = &s.index_rebuilt {
+        alert("index_rebuilt", why.clone(), None, None, None);
+    }
+    Ok(Json(wire::Alerts { alerts }))
+}
+
+/// Escapes a Prometheus label value.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+async fn metrics(State(s): State<Arc<Service>>) -> ApiResult<Response> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let realtime = s.clocks.realtime();
+    let families = [
+        ("vms_stream_up", "gauge", "1 while the stream is connected"),
+        ("vms_stream_frames_total", "counter", "frames made durable"),
+        (
+            "vms_stream_bytes_total",
+            "counter",
+            "media bytes made durable",
+        ),
+        (
+            "vms_stream_write_lag_seconds",
+            "gauge",
+            "last fragment: arrival of its last frame to fdatasync",
+        ),
+        (
+            "vms_stream_gap_seconds",
+            "gauge",
+            "length of the gap the stream is in now",
+        ),
+    ];
+    let cameras = s.cameras().await;
+    for (name, kind, help) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (c, streams) in &cameras {
+            for (stream, p, conn) in streams {
+                let value = match name {
+                    "vms_stream_up" => f64::from(u8::from(conn.connected)),
+                    "vms_stream_frames_total" => p.frames_total as f64,
+                    "vms_stream_bytes_total" => p.bytes_total as f64,
+                    "vms_stream_write_lag_seconds" => p.last_write_lag_secs,
+                    _ => p
+                        .gap_since
+                        .map_or(0.0, |(t, _)| (realtime - t).as_secs_f64().max(0.0)),
+                };
+                let _ = writeln!(
+                    out,
+                    "{name}{{camera=\"{}\",stream=\"{}\"}} {value}",
+                    c.id,
+                    label(stream)
+                );
+            }
+        }
+    }
+    let used = s.used_bytes()?;
+    for (name, help) in [
+        ("vms_storage_used_bytes", "bytes of indexed footage"),
+        ("vms_storage_quota_bytes", "configured quota"),
+        ("vms_storage_free_bytes", "free bytes on the file system"),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for r in &s.roots {
+            let Ok(id) = &r.state else { continue };
+            let value = match name {
+                "vms_storage_used_bytes" => Some(used.get(id).copied().unwrap_or(0)),
+                "vms_storage_quota_bytes" => r.quota_bytes,
+                _ => crate::archive::fs::free_bytes(&r.path),
+            };
+            if let Some(v) = value {
+                let _ = writeln!(
+                    out,
+                    "{name}{{root=\"{}\"}} {v}",
+                    label(&r.path.display().to_string())
+                );
+            }
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}

@@ -1,0 +1,447 @@
+//! The running recorder: its data directory (id, index, journals), its storage roots, its
+//! cameras and their supervised stream tasks, and the questions the API asks of them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use vms_core::gap::EndReason;
+use vms_core::id::{CameraId, RecorderId, StorageRootId};
+use vms_core::time::{Duration90k, Time90k};
+use vms_core::{Error, IoResultExt, bail, err};
+
+use crate::archive::fs::{ArchiveFs, RealFs};
+use crate::archive::index::{Index, SegmentRow};
+use crate::archive::{layout, recovery};
+use crate::cameras::{Camera, CameraSpec, Journal, write_atomically};
+use crate::clock::{Clocks, RealClocks};
+use crate::config::Config;
+use crate::ingest::Source;
+use crate::recording::{Progress, Recording, Target};
+use crate::supervisor::{self, Connection, lock};
+
+/// A storage root as configured, and whether it may be written.
+pub struct Root {
+    pub path: PathBuf,
+    pub quota_bytes: Option<u64>,
+    /// `Err` says why the root is unusable (missing, foreign, swapped).
+    pub state: Result<StorageRootId, String>,
+}
+
+/// A stream being recorded.
+pub struct StreamTask {
+    pub name: String,
+    pub progress: Arc<Mutex<Progress>>,
+    pub conn: Arc<Mutex<Connection>>,
+    stop: watch::Sender<bool>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+struct CameraEntry {
+    camera: Camera,
+    tasks: Vec<StreamTask>,
+}
+
+/// The recorder's state, shared by the API.
+pub struct Service {
+    pub id: RecorderId,
+    pub admin_token: String,
+    pub index: Index,
+    pub roots: Vec<Root>,
+    pub clocks: Arc<dyn Clocks>,
+    /// Set when the index would not open and was rebuilt from the files at start-up.
+    pub index_rebuilt: Option<String>,
+    fs: Arc<dyn ArchiveFs>,
+    journal: Journal,
+    segment_duration: Duration90k,
+    stall_timeout: Duration,
+    cameras: tokio::sync::Mutex<BTreeMap<CameraId, CameraEntry>>,
+}
+
+fn recorder_id(data_dir: &Path, configured: Option<RecorderId>) -> Result<RecorderId, Error> {
+    let path = data_dir.join("recorder-id");
+    match std::fs::read_to_string(&path) {
+        Ok(s) => {
+            let id: RecorderId = s
+                .trim()
+                .parse()
+                .map_err(|e: Error| e.context(path.display()))?;
+            if let Some(c) = configured.filter(|&c| c != id) {
+                bail!(
+                    InvalidArgument,
+                    "recorder_id: {c} does not match {id} kept in {}",
+                    path.display()
+                );
+            }
+            Ok(id)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = configured.unwrap_or_else(RecorderId::generate);
+            write_atomically(&path, format!("{id}\n").as_bytes())?;
+            Ok(id)
+        }
+        Err(e) => Err(e).io_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Root ids this recorder has used, by path: the journal that tells an empty, unmounted mount
+/// point from a new disk.
+fn known_roots(data_dir: &Path) -> Result<BTreeMap<PathBuf, StorageRootId>, Error> {
+    let path = data_dir.join("storage-roots.json");
+    match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| err!(DataLoss, "{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(e).io_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Opens the index, or sets a broken one aside and starts an empty one (recovery then
+/// rebuilds it from the files). Returns the index and, if it was rebuilt, why.
+pub fn open_index(data_dir: &Path) -> Result<(Index, Option<String>), Error> {
+    let dir = data_dir.join("index");
+    match Index::open(&dir) {
+        Ok(i) => Ok((i, None)),
+        Err(e) => {
+            let aside = data_dir.join(format!(
+                "index.broken-{}",
+                jiff::Timestamp::now().as_second()
+            ));
+            tracing::error!(err = %e, aside = %aside.display(), "index will not open; setting it aside and rebuilding");
+            std::fs::rename(&dir, &aside)
+                .io_context(|| format!("moving {} aside", dir.display()))?;
+            Ok((
+                Index::open(&dir)?,
+                Some(format!(
+                    "index would not open ({e}); rebuilt from the segment files"
+                )),
+            ))
+        }
+    }
+}
+
+/// Opens every configured root, remembering new ones.
+fn open_roots(config: &Config, fs: &dyn ArchiveFs, id: RecorderId) -> Result<Vec<Root>, Error> {
+    let mut known = known_roots(&config.data_dir)?;
+    let mut roots = Vec::new();
+    let mut changed = false;
+    for s in &config.storage {
+        let state = layout::open_root(fs, &s.path, id, known.get(&s.path).copied())
+            .map_err(|e| e.to_string());
+        match &state {
+            Ok(root) => {
+                changed |= known.insert(s.path.clone(), *root).is_none();
+            }
+            Err(e) => tracing::error!(root = %s.path.display(), err = %e, "storage root unusable"),
+        }
+        roots.push(Root {
+            path: s.path.clone(),
+            quota_bytes: s.quota_bytes,
+            state,
+        });
+    }
+    if changed {
+        let json = serde_json::to_vec_pretty(&known).expect("roots serialise");
+        write_atomically(&config.data_dir.join("storage-roots.json"), &json)?;
+    }
+    Ok(roots)
+}
+
+/// The usable roots, as `(id, path)`.
+fn usable(roots: &[Root]) -> Vec<(StorageRootId, PathBuf)> {
+    roots
+        .iter()
+        .filter_map(|r| r.state.as_ref().ok().map(|id| (*id, r.path.clone())))
+        .collect()
+}
+
+/// For `reindex`: rebuilds the index of a stopped recorder from its files. With `verify`, the
+/// rebuilt index goes to a scratch directory and is compared with the live one instead.
+pub fn reindex(config: &Config, verify: bool) -> Result<String, Error> {
+    let id = recorder_id(&config.data_dir, config.recorder_id)?;
+    let roots = open_roots(config, &RealFs, id)?;
+    let usable = usable(&roots);
+    let scratch = config.data_dir.join("index.reindex");
+    let _ = std::fs::remove_dir_all(&scratch);
+    let rebuilt = Index::open(&scratch)?;
+    let report = recovery::recover(&RealFs, &rebuilt, &usable, true)?;
+    let summary = format!(
+        "{} segments indexed, {} cut short, {} orphans removed",
+        report.indexed, report.truncated, report.removed_orphans
+    );
+    if verify {
+        let live = Index::open(&config.data_dir.join("index"))?;
+        let (a, b) = (live.dump()?, rebuilt.dump()?);
+        drop(rebuilt);
+        let _ = std::fs::remove_dir_all(&scratch);
+        if a != b {
+            bail!(
+                DataLoss,
+                "live index ({} rows) differs from the files ({} rows)",
+                a.len(),
+                b.len()
+            );
+        }
+        return Ok(format!("index matches the files: {summary}"));
+    }
+    rebuilt.flush()?;
+    drop(rebuilt);
+    let live = config.data_dir.join("index");
+    let old = config
+        .data_dir
+        .join(format!("index.old-{}", jiff::Timestamp::now().as_second()));
+    if live.exists() {
+        std::fs::rename(&live, &old).io_context(|| format!("moving {} aside", live.display()))?;
+    }
+    std::fs::rename(&scratch, &live).io_context(|| format!("installing {}", live.display()))?;
+    Ok(format!("index rebuilt: {summary}"))
+}
+
+impl Service {
+    /// Opens everything, recovers the archive, and starts recording every camera.
+    pub async fn start(config: &Config) -> Result<Arc<Service>, Error> {
+        std::fs::create_dir_all(&config.data_dir)
+            .io_context(|| format!("creating {}", config.data_dir.display()))?;
+        let id = recorder_id(&config.data_dir, config.recorder_id)?;
+        let fs: Arc<dyn ArchiveFs> = Arc::new(RealFs);
+        let roots = open_roots(config, fs.as_ref(), id)?;
+        let (index, index_rebuilt) = open_index(&config.data_dir)?;
+        let usable = usable(&roots);
+        let (fs2, index2) = (fs.clone(), index.clone());
+        let report = tokio::task::spawn_blocking(move || {
+            recovery::recover(fs2.as_ref(), &index2, &usable, false)
+        })
+        .await
+        .map_err(|e| err!(Internal, "recovery task: {e}"))??;
+        tracing::info!(?report, "archive recovered");
+
+        let journal = Journal::new(&config.data_dir);
+        let mut cameras = journal.load()?;
+        // Cameras of the config file join the journal once, matched by name; the journal wins.
+        let mut added = false;
+        for c in &config.cameras {
+            let spec = c.to_spec()?;
+            if !cameras.iter().any(|k| k.spec.name == spec.name) {
+                cameras.push(Camera {
+                    id: CameraId::generate(),
+                    spec,
+                });
+                added = true;
+            }
+        }
+        if added {
+            journal.save(&cameras)?;
+        }
+        let service = Arc::new(Service {
+            id,
+            admin_token: config.admin_token.clone(),
+            index,
+            roots,
+            clocks: Arc::new(RealClocks),
+            index_rebuilt,
+            fs,
+            journal,
+            segment_duration: Duration90k::from_secs(i64::from(config.segment_secs)),
+            stall_timeout: Duration::from_secs(u64::from(config.stall_timeout_secs)),
+            cameras: tokio::sync::Mutex::new(BTreeMap::new()),
+        });
+        {
+            let mut map = service.cameras.lock().await;
+            for camera in cameras {
+                let tasks = service.start_streams(&camera)?;
+                map.insert(camera.id, CameraEntry { camera, tasks });
+            }
+        }
+        Ok(service)
+    }
+
+    fn start_streams(&self, camera: &Camera) -> Result<Vec<StreamTask>, Error> {
+        let Some((root, root_path)) = usable(&self.roots).into_iter().next() else {
+            tracing::error!(camera = %camera.id, "no usable storage root: not recording");
+            return Ok(Vec::new());
+        };
+        let mut tasks = Vec::new();
+        for s in &camera.spec.streams {
+            let url = s.parsed_url()?;
+            let last_end = self
+                .index
+                .list(camera.id, &s.name, Time90k::MIN..Time90k::MAX)
+                .map(|rows| rows.last().map_or(Time90k::MIN, SegmentRow::end))
+                .unwrap_or(Time90k::MIN);
+            let target = Target {
+                fs: self.fs.clone(),
+                index: self.index.clone(),
+                root,
+                root_path: root_path.clone(),
+                recorder: self.id,
+                camera: camera.id,
+                stream: s.name.clone(),
+                segment_duration: self.segment_duration,
+            };
+            let progress = Arc::new(Mutex::new(Progress::default()));
+            let conn = Arc::new(Mutex::new(Connection::default()));
+            let rec = Recording::new(target, self.clocks.clone(), progress.clone(), last_end);
+            let source = Source {
+                url: url.clone(),
+                username: s.username.clone(),
+                password: s.password.clone(),
+                udp: s.transport == crate::cameras::Transport::Udp,
+            };
+            let (stop, stop_rx) = watch::channel(false);
+            let span = tracing::info_span!("stream", camera = %camera.id, stream = %s.name, url = %crate::ingest::redacted(&url));
+            let handle =
+                supervisor::spawn(rec, source, self.stall_timeout, conn.clone(), stop_rx, span);
+            tasks.push(StreamTask {
+                name: s.name.clone(),
+                progress,
+                conn,
+                stop,
+                handle,
+            });
+        }
+        Ok(tasks)
+    }
+
+    async fn stop_tasks(tasks: Vec<StreamTask>) {
+        for t in &tasks {
+            let _ = t.stop.send(true);
+        }
+        for t in tasks {
+            let _ = t.handle.await;
+        }
+    }
+
+    /// Stops every stream; each closes its segment with `recorder_stopped`.
+    pub async fn shutdown(&self) {
+        let entries: Vec<CameraEntry> = std::mem::take(&mut *self.cameras.lock().await)
+            .into_values()
+            .collect();
+        for e in entries {
+            Service::stop_tasks(e.tasks).await;
+        }
+        if let Err(e) = self.index.flush() {
+            tracing::error!(err = %e, "index flush at shutdown failed");
+        }
+    }
+
+    pub async fn add_camera(&self, spec: CameraSpec) -> Result<CameraId, Error> {
+        spec.validate()?;
+        let mut map = self.cameras.lock().await;
+        let camera = Camera {
+            id: CameraId::generate(),
+            spec,
+        };
+        let mut all: Vec<Camera> = map.values().map(|e| e.camera.clone()).collect();
+        all.push(camera.clone());
+        self.journal.save(&all)?;
+        let tasks = self.start_streams(&camera)?;
+        let id = camera.id;
+        map.insert(id, CameraEntry { camera, tasks });
+        tracing::info!(camera = %id, "camera added");
+        Ok(id)
+    }
+
+    /// Replaces a camera's specification; secrets left out stay as they were.
+    pub async fn update_camera(&self, id: CameraId, mut spec: CameraSpec) -> Result<(), Error> {
+        let mut map = self.cameras.lock().await;
+        let entry = map
+            .get_mut(&id)
+            .ok_or_else(|| err!(NotFound, "no camera {id}"))?;
+        for s in &mut spec.streams {
+            let old = entry.camera.spec.streams.iter().find(|o| o.name == s.name);
+            match (&s.password, old) {
+                (None, Some(o)) => s.password.clone_from(&o.password),
+                (Some(p), _) if p.is_empty() => s.password = None,
+                _ => {}
+            }
+        }
+        spec.validate()?;
+        let updated = Camera { id, spec };
+        let all: Vec<Camera> = map
+            .values()
+            .map(|e| {
+                if e.camera.id == id {
+                    updated.clone()
+                } else {
+                    e.camera.clone()
+                }
+            })
+            .collect();
+        self.journal.save(&all)?;
+        let entry = map.get_mut(&id).expect("present");
+        let old_tasks = std::mem::take(&mut entry.tasks);
+        Service::stop_tasks(old_tasks).await;
+        entry.tasks = self.start_streams(&updated)?;
+        entry.camera = updated;
+        tracing::info!(camera = %id, "camera updated");
+        Ok(())
+    }
+
+    /// Stops recording a camera and forgets it; its footage stays until retention removes it.
+    pub async fn remove_camera(&self, id: CameraId) -> Result<(), Error> {
+        let mut map = self.cameras.lock().await;
+        if !map.contains_key(&id) {
+            bail!(NotFound, "no camera {id}");
+        }
+        let all: Vec<Camera> = map
+            .values()
+            .filter(|e| e.camera.id != id)
+            .map(|e| e.camera.clone())
+            .collect();
+        self.journal.save(&all)?;
+        let entry = map.remove(&id).expect("present");
+        for t in &entry.tasks {
+            let _ = t.stop.send(true);
+        }
+        drop(map);
+        for t in entry.tasks {
+            let _ = t.handle.await;
+        }
+        tracing::info!(camera = %id, "camera removed");
+        Ok(())
+    }
+
+    /// Every camera with a snapshot of its streams' state.
+    pub async fn cameras(&self) -> Vec<(Camera, Vec<(String, Progress, Connection)>)> {
+        let map = self.cameras.lock().await;
+        map.values()
+            .map(|e| {
+                let streams = e
+                    .tasks
+                    .iter()
+                    .map(|t| {
+                        (
+                            t.name.clone(),
+                            lock(&t.progress).clone(),
+                            lock(&t.conn).clone(),
+                        )
+                    })
+                    .collect();
+                (e.camera.clone(), streams)
+            })
+            .collect()
+    }
+
+    pub async fn camera(
+        &self,
+        id: CameraId,
+    ) -> Option<(Camera, Vec<(String, Progress, Connection)>)> {
+        self.cameras().await.into_iter().find(|(c, _)| c.id == id)
+    }
+
+    /// Bytes of footage indexed per root.
+    pub fn used_bytes(&self) -> Result<BTreeMap<StorageRootId, u64>, Error> {
+        let mut used = BTreeMap::new();
+        for row in self.index.all() {
+            let row = row?;
+            *used.entry(row.root).or_insert(0) += row.size_bytes;
+        }
+        Ok(used)
+    }
+}
+
+/// Whether a segment's end reason leaves a gap after it.
+pub fn leaves_gap(reason: EndReason) -> bool {
+    !matches!(reason, EndReason::Rotated | EndReason::CodecChange)
+}
