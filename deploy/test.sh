@@ -7,4 +7,6 @@ cd "$(dirname "$0")/.."
 bash deploy/setup.sh
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
+# End-to-end tests start the workspace's binaries as real processes: build them first.
+cargo build --locked --workspace --bins
 cargo test --locked --workspace

@@ -3,4 +3,5 @@
 
 pub mod camsim;
 pub mod process;
+pub mod recorder;
 pub mod rtsp_client;

@@ -99,6 +99,53 @@ impl Process {
     pub fn id(&self) -> u32 {
         self.child.id()
     }
+
+    /// Sends SIGTERM and waits for the exit (SIGKILL after `grace`).
+    pub fn terminate(mut self, grace: Duration) -> Result<std::process::ExitStatus, String> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + grace;
+        loop {
+            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
+                return Ok(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "pid {} ignored SIGTERM for {grace:?}",
+                    self.child.id()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A binary of this workspace, next to the test executable's `deps/` directory
+/// (`deploy/test.sh` builds them all before the tests run), or in `VMS_BIN_DIR`.
+pub fn workspace_binary(name: &str) -> std::path::PathBuf {
+    let dir = std::env::var_os("VMS_BIN_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            let exe = std::env::current_exe().expect("test executable path");
+            exe.parent()
+                .and_then(Path::parent)
+                .expect("target/<profile>/deps")
+                .to_owned()
+        });
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace binaries first (cargo build --workspace --bins)",
+        path.display()
+    );
+    path
 }
 
 impl Drop for Process {

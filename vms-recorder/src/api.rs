@@ -27,19 +27,19 @@ use crate::supervisor::Connection;
 /// The largest request body accepted.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// An error on its way to the client.
-pub struct ApiError(Error);
+/// An error on its way to the client, with a status when its kind alone does not say it.
+pub struct ApiError(Error, Option<StatusCode>);
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        ApiError(e)
+        ApiError(e, None)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let kind = self.0.kind();
-        let status = match kind {
+        let status = self.1.unwrap_or(match kind {
             ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::AlreadyExists => StatusCode::CONFLICT,
@@ -49,7 +49,7 @@ impl IntoResponse for ApiError {
             ErrorKind::ResourceExhausted => StatusCode::INSUFFICIENT_STORAGE,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::DataLoss | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        });
         // A 5xx says nothing of its cause to the client; the log has it.
         let message = if status.is_server_error() {
             tracing::error!(err = %self.0, "request failed");
@@ -76,12 +76,14 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// A body axum refused: 413 for one over the size limit, 400 for anything else.
 fn bad_json(e: JsonRejection) -> ApiError {
-    ApiError(err!(InvalidArgument, "{}", e.body_text()))
+    let status = (e.status() == StatusCode::PAYLOAD_TOO_LARGE).then_some(e.status());
+    ApiError(err!(InvalidArgument, "{}", e.body_text()), status)
 }
 
 fn bad_query(e: QueryRejection) -> ApiError {
-    ApiError(err!(InvalidArgument, "{}", e.body_text()))
+    ApiError(err!(InvalidArgument, "{}", e.body_text()), None)
 }
 
 /// Compares in time independent of where the strings differ.
@@ -97,8 +99,8 @@ async fn require_token(State(s): State<Arc<Service>>, req: Request, next: Next) 
         .and_then(|v| v.strip_prefix("Bearer "));
     match token {
         Some(t) if constant_time_eq(t.as_bytes(), s.admin_token.as_bytes()) => next.run(req).await,
-        Some(_) => ApiError(err!(Unauthenticated, "invalid bearer token")).into_response(),
-        None => ApiError(err!(Unauthenticated, "a bearer token is required")).into_response(),
+        Some(_) => ApiError::from(err!(Unauthenticated, "invalid bearer token")).into_response(),
+        None => ApiError::from(err!(Unauthenticated, "a bearer token is required")).into_response(),
     }
 }
 
@@ -119,7 +121,7 @@ pub fn router(service: Arc<Service>) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
         .merge(protected)
-        .fallback(|| async { ApiError(err!(NotFound, "no such endpoint")) })
+        .fallback(|| async { ApiError::from(err!(NotFound, "no such endpoint")) })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -145,7 +147,7 @@ async fn health(State(s): State<Arc<Service>>) -> Json<wire::Health> {
 fn camera_id(raw: &str) -> ApiResult<CameraId> {
     // A malformed id cannot name a camera: same answer as an unknown one.
     raw.parse()
-        .map_err(|_| ApiError(err!(NotFound, "no camera {raw:?}")))
+        .map_err(|_| ApiError::from(err!(NotFound, "no camera {raw:?}")))
 }
 
 fn spec_from_request(r: wire::CameraRequest) -> Result<CameraSpec, Error> {

@@ -15,7 +15,7 @@ use crate::archive::fs::ArchiveFs;
 use crate::archive::index::Index;
 use crate::archive::layout;
 use crate::archive::mp4::{self, Sample, TrackRun, TrackSpec};
-use crate::archive::segment::{SEGMENT_FORMAT_VERSION, SegmentHeader, SegmentWriter, Summary};
+use crate::archive::segment::{SEGMENT_FORMAT_VERSION, SegmentHeader, SegmentWriter};
 use crate::clock::Clocks;
 use crate::ingest::{AudioParams, VideoParams};
 
@@ -100,6 +100,9 @@ pub struct Recording {
     clocks: Arc<dyn Clocks>,
     progress: Arc<Mutex<Progress>>,
     audio: Option<AudioParams>,
+    /// The stream's current video parameters: they arrive once per change, and a run or
+    /// segment may start long after (after a clock step, or at the first keyframe).
+    params: Option<Arc<VideoParams>>,
     run: Option<Run>,
     open: Option<Open>,
     pending: Vec<Frame>,
@@ -134,6 +137,7 @@ impl Recording {
             clocks,
             progress,
             audio: None,
+            params: None,
             run: None,
             open: None,
             pending: Vec::new(),
@@ -179,12 +183,15 @@ impl Recording {
                 self.end(EndReason::ClockStep).await?;
             }
         }
-        if let (Some(open), Some(p)) = (&self.open, &params)
-            && open.params.sample_entry != p.sample_entry
-        {
-            tracing::info!(camera = %self.target.camera, stream = %self.target.stream, codec = %p.codec,
-                width = p.width, height = p.height, "codec parameters changed: new segment");
-            self.close_segment(EndReason::CodecChange, Some(ts)).await?;
+        if let Some(p) = params {
+            if let Some(open) = &self.open
+                && open.params.sample_entry != p.sample_entry
+            {
+                tracing::info!(camera = %self.target.camera, stream = %self.target.stream, codec = %p.codec,
+                    width = p.width, height = p.height, "codec parameters changed: new segment");
+                self.close_segment(EndReason::CodecChange, Some(ts)).await?;
+            }
+            self.params = Some(p);
         }
         if self.run.is_none() {
             if !keyframe {
@@ -203,10 +210,8 @@ impl Recording {
                 last_ts: ts,
             });
         }
-        let params = match (params, &self.open) {
-            (Some(p), _) => p,
-            (None, Some(open)) => open.params.clone(),
-            (None, None) => return Err(err!(Internal, "frame without parameters")),
+        let Some(params) = self.params.clone() else {
+            return Err(err!(Internal, "video frame before any codec parameters"));
         };
         if let Some(open) = &self.open
             && keyframe
@@ -267,6 +272,9 @@ impl Recording {
         let run = self.run.as_mut().expect("a run is open");
         let start = run.wall0 + Duration90k(ts - run.media0);
         let quality = self.clocks.quality();
+        // A run that had to start after the last segment's end (the clock went back) carries
+        // times ahead of the clock: they are not synchronised time, whatever NTP says.
+        let clamped = start - self.clocks.realtime() > Duration90k::from_secs(1);
         let header = SegmentHeader {
             format: SEGMENT_FORMAT_VERSION,
             recorder: self.target.recorder,
@@ -281,7 +289,7 @@ impl Recording {
             height: params.height,
             audio_codec: self.audio.as_ref().map(|a| a.codec.clone()),
             audio_sample_rate: self.audio.as_ref().map(|a| a.sample_rate),
-            recorder_synced: quality.recorder_synced,
+            recorder_synced: quality.recorder_synced && !clamped,
             recorder_error_ms: quality.recorder_error_ms,
         };
         run.next_segment += 1;
@@ -310,7 +318,7 @@ impl Recording {
                     video_size: None,
                 });
             }
-            SegmentWriter::create(t.fs.as_ref(), &path, header, &tracks)
+            SegmentWriter::create(t.fs.clone(), &path, header, &tracks)
         })
         .await
         .map_err(|e| err!(Internal, "segment task: {e}"))??;
@@ -422,20 +430,39 @@ impl Recording {
             reason
         };
         let t = self.target.clone();
-        let summary: Summary = tokio::task::spawn_blocking(move || {
+        let durable_end = {
+            let p = lock(&self.progress);
+            p.durable_until.unwrap_or(self.last_end)
+        };
+        let closed = tokio::task::spawn_blocking(move || {
             let summary = open.writer.finish(reason, camera_offset_ms)?;
             t.index.put(t.root, &summary)?;
             Ok::<_, Error>(summary)
         })
         .await
-        .map_err(|e| err!(Internal, "close task: {e}"))??;
-        self.last_end = summary.end_90k();
+        .map_err(|e| err!(Internal, "close task: {e}"))
+        .and_then(|r| r);
+        // Whatever happened, the segment is no longer open. If its close failed, the file is
+        // still whole up to its last durable fragment, and recovery indexes it at the next start.
+        self.last_end = match &closed {
+            Ok(summary) => summary.end_90k(),
+            Err(_) => durable_end,
+        };
         let mut p = lock(&self.progress);
         p.durable_until = None;
         p.open_segment = None;
-        if reason != EndReason::Rotated && reason != EndReason::CodecChange {
-            p.gap_since = Some((self.last_end, reason));
+        if closed.is_err() || (reason != EndReason::Rotated && reason != EndReason::CodecChange) {
+            p.gap_since = Some((
+                self.last_end,
+                if closed.is_err() {
+                    EndReason::DiskError
+                } else {
+                    reason
+                },
+            ));
         }
+        drop(p);
+        let summary = closed?;
         tracing::debug!(camera = %self.target.camera, stream = %self.target.stream, %reason,
             frames = summary.frames, "segment closed");
         flushed
@@ -514,22 +541,23 @@ pub(crate) mod tests {
         }
     }
 
-    /// Feeds `n` frames at 15 fps with a keyframe every `gop`, from timestamp `ts0`.
+    /// Feeds `n` frames at 15 fps with a keyframe every `gop`, from timestamp `ts0`. A camera
+    /// sends its parameters once: pass `p` only for the first frame of a session.
     async fn feed(
         r: &mut Recording,
         clocks: &FakeClocks,
         ts0: i64,
         n: i64,
         gop: i64,
-        p: &Arc<VideoParams>,
+        p: Option<&Arc<VideoParams>>,
     ) {
         for i in 0..n {
-            let first = i == 0;
+            let params = if i == 0 { p.cloned() } else { None };
             r.video(
                 ts0 + i * 6000,
                 i % gop == 0,
                 vec![i as u8; 50 + (i % 7) as usize],
-                first.then(|| p.clone()),
+                params,
             )
             .await
             .unwrap();
@@ -551,9 +579,9 @@ pub(crate) mod tests {
         r.video(1000, false, vec![1; 10], Some(p.clone()))
             .await
             .unwrap();
-        feed(&mut r, &clocks, 7000, 150, 30, &p).await; // 10 s
-        // A timestamp jump of 100 s forward breaks the run.
-        feed(&mut r, &clocks, 7000 + 150 * 6000 + 9_000_000, 45, 30, &p).await;
+        feed(&mut r, &clocks, 7000, 150, 30, None).await; // 10 s
+        // A timestamp jump of 100 s forward breaks the run; the parameters do not come again.
+        feed(&mut r, &clocks, 7000 + 150 * 6000 + 9_000_000, 45, 30, None).await;
         r.end(EndReason::RecorderStopped).await.unwrap();
 
         let rows: Vec<_> = index.all().map(Result::unwrap).collect();

@@ -159,6 +159,10 @@ fn usable(roots: &[Root]) -> Vec<(StorageRootId, PathBuf)> {
 /// For `reindex`: rebuilds the index of a stopped recorder from its files. With `verify`, the
 /// rebuilt index goes to a scratch directory and is compared with the live one instead.
 pub fn reindex(config: &Config, verify: bool) -> Result<String, Error> {
+    // The live index is locked while its recorder runs: opening it first makes sure this
+    // never rescans (and truncates or removes) files a running recorder is writing.
+    let live = Index::open(&config.data_dir.join("index"))
+        .map_err(|e| e.context("is the recorder still running? reindex needs it stopped"))?;
     let id = recorder_id(&config.data_dir, config.recorder_id)?;
     let roots = open_roots(config, &RealFs, id)?;
     let usable = usable(&roots);
@@ -171,7 +175,6 @@ pub fn reindex(config: &Config, verify: bool) -> Result<String, Error> {
         report.indexed, report.truncated, report.removed_orphans
     );
     if verify {
-        let live = Index::open(&config.data_dir.join("index"))?;
         let (a, b) = (live.dump()?, rebuilt.dump()?);
         drop(rebuilt);
         let _ = std::fs::remove_dir_all(&scratch);
@@ -187,6 +190,7 @@ pub fn reindex(config: &Config, verify: bool) -> Result<String, Error> {
     }
     rebuilt.flush()?;
     drop(rebuilt);
+    drop(live);
     let live = config.data_dir.join("index");
     let old = config
         .data_dir
@@ -349,7 +353,18 @@ impl Service {
             .get_mut(&id)
             .ok_or_else(|| err!(NotFound, "no camera {id}"))?;
         for s in &mut spec.streams {
-            let old = entry.camera.spec.streams.iter().find(|o| o.name == s.name);
+            // A password left out stays, but only for the same camera endpoint and user: it
+            // must never follow a changed URL to another host.
+            let same_endpoint = |o: &&crate::cameras::StreamSpec| {
+                let (a, b) = (o.parsed_url().ok(), s.parsed_url().ok());
+                o.name == s.name
+                    && o.username == s.username
+                    && a.as_ref()
+                        .map(|u| (u.host_str().map(str::to_owned), u.port_or_known_default()))
+                        == b.as_ref()
+                            .map(|u| (u.host_str().map(str::to_owned), u.port_or_known_default()))
+            };
+            let old = entry.camera.spec.streams.iter().find(same_endpoint);
             match (&s.password, old) {
                 (None, Some(o)) => s.password.clone_from(&o.password),
                 (Some(p), _) if p.is_empty() => s.password = None,

@@ -109,9 +109,11 @@ async fn run_once(
     rec.set_audio(ingest.audio().cloned());
     lock(conn).connected = true;
     tracing::info!("playing");
+    // A stall is a lack of video: audio or RTCP alone do not keep a stream alive.
+    let mut last_video = tokio::time::Instant::now();
     loop {
         let event = tokio::select! {
-            r = tokio::time::timeout(stall_timeout, ingest.next()) => match r {
+            r = tokio::time::timeout_at(last_video + stall_timeout, ingest.next()) => match r {
                 Err(_) => return (EndReason::Stall, format!("no media for {stall_timeout:?}")),
                 Ok(Err(e)) => return (e.reason, e.message),
                 Ok(Ok(None)) => return (EndReason::Disconnect, "the camera ended the stream".into()),
@@ -126,6 +128,7 @@ async fn run_once(
                 data,
                 params,
             } => {
+                last_video = tokio::time::Instant::now();
                 lock(conn).count(Instant::now(), data.len());
                 if let Err(e) = rec.video(timestamp, keyframe, data, params).await {
                     tracing::error!(err = %e, "writing failed");

@@ -34,6 +34,9 @@ impl Track {
         if !self.pacer.ready() {
             return Some(now + NOT_RUNNING_RETRY);
         }
+        if self.pos == 0 && !self.audio {
+            tracing::debug!(stream = %self.stream.path, generation = self.generation, "clip starts");
+        }
         if !self.audio && self.stream.clip_version() != self.clip_version {
             // A resolution change: the new clip starts with its keyframe and new SPS.
             (self.clip, self.clip_version) = self.stream.clip();
@@ -43,7 +46,11 @@ impl Track {
         let units = if self.audio { &clip.audio } else { &clip.video };
         let au = units.get(self.pos)?;
         let silent = self.stream.stalled(now);
-        self.pacer.push(au, silent).ok()?;
+        // A refusal (the media flushing while a client starts) loses this frame only; the
+        // track ends when its media does, through the generation check above.
+        if let Err(e) = self.pacer.push(au, silent) {
+            tracing::debug!(stream = %self.stream.path, err = ?e, "frame refused");
+        }
         self.pos = (self.pos + 1) % units.len();
         Some(self.pacer.due())
     }

@@ -114,9 +114,12 @@ impl Pacer {
         u64::try_from(ns).unwrap_or(u64::MAX)
     }
 
-    /// Starts the clock once the media's pipeline runs; false until then.
+    /// Starts the clock once the media's pipeline runs; false until then. Running time means
+    /// something only in PLAYING: before, the element may have a clock but no base time yet,
+    /// and a "running time" read then is the raw clock, days ahead of the sinks.
     pub fn ready(&mut self) -> bool {
         if self.start.is_none()
+            && self.src.current_state() == gst::State::Playing
             && let Some(rt) = self.src.current_running_time()
         {
             let rt0 = rt.nseconds().div_ceil(1_000_000) * 1_000_000;
@@ -131,7 +134,8 @@ impl Pacer {
         t0 + Duration::from_nanos(self.offset_ns(self.k))
     }
 
-    /// Sends `au` as the next frame, or skips its slot when `silent`. Err once the media is gone.
+    /// Sends `au` as the next frame, or skips its slot when `silent`. Err when the media
+    /// refused it (flushing, or gone).
     pub fn push(&mut self, au: &AccessUnit, silent: bool) -> Result<(), gst::FlowError> {
         let (_, rt0) = self.start.expect("push() after ready()");
         let (from, to) = (self.offset_ns(self.k), self.offset_ns(self.k + 1));

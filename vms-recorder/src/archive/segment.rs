@@ -3,6 +3,7 @@
 //! scanner feed the same [`Summary`], so a row built live equals a row rebuilt from the file.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -239,8 +240,11 @@ impl FrameTable {
 
 /// Writes one segment file, fragment by fragment, each durable before it counts.
 pub struct SegmentWriter {
+    fs: Arc<dyn ArchiveFs>,
     file: Box<dyn ArchiveFile>,
     path: PathBuf,
+    /// A failed write could not be undone: the file must be left to recovery.
+    failed: bool,
     summary: SummaryBuilder,
     sequence: u32,
 }
@@ -249,7 +253,7 @@ impl SegmentWriter {
     /// Creates the file (which must not exist) and makes its header and its directory entry
     /// durable.
     pub fn create(
-        fs: &dyn ArchiveFs,
+        fs: Arc<dyn ArchiveFs>,
         path: &Path,
         header: SegmentHeader,
         tracks: &[TrackSpec<'_>],
@@ -266,8 +270,10 @@ impl SegmentWriter {
         let dir = path.parent().unwrap_or(Path::new("."));
         fs.sync_dir(dir).io_context(where_)?;
         Ok(SegmentWriter {
+            fs,
             file,
             path: path.to_owned(),
+            failed: false,
             summary: SummaryBuilder::new(header, &init),
             sequence: 0,
         })
@@ -313,7 +319,15 @@ impl SegmentWriter {
             (buf.len() - header_len) as u64,
             runs.iter().map(TrackRun::data_len).sum::<u64>()
         );
-        self.file
+        if self.failed {
+            bail!(
+                Unavailable,
+                "{} is failed; not writing to it",
+                self.path.display()
+            );
+        }
+        let written = self
+            .file
             .write_all(&buf)
             .and_then(|()| self.file.sync_data())
             .io_context(|| {
@@ -322,7 +336,16 @@ impl SegmentWriter {
                     self.sequence,
                     self.path.display()
                 )
-            })?;
+            });
+        if let Err(e) = written {
+            // Cut off whatever part of the fragment landed, so that a trailer can follow the
+            // last whole fragment; if even that fails, leave the file to recovery.
+            if let Err(t) = self.fs.truncate(&self.path, self.summary.content_len) {
+                tracing::error!(path = %self.path.display(), err = %t, "cannot cut a failed fragment off");
+                self.failed = true;
+            }
+            return Err(e);
+        }
         let moof = parse_written_moof(&buf)?;
         let data_offset = self.summary.content_len + header_len as u64;
         self.summary.add(&moof, &buf, data_offset);
@@ -336,6 +359,13 @@ impl SegmentWriter {
         end_reason: EndReason,
         camera_offset_ms: Option<i64>,
     ) -> Result<Summary, Error> {
+        if self.failed {
+            bail!(
+                Unavailable,
+                "{} failed; its whole fragments are left to recovery",
+                self.path.display()
+            );
+        }
         let trailer = SegmentTrailer {
             end_reason: end_reason.as_str().to_owned(),
             camera_offset_ms,
@@ -357,6 +387,56 @@ fn parse_written_moof(buf: &[u8]) -> Result<Moof, Error> {
     let prft = mp4::next_box(buf, 0)?.ok_or_else(|| err!(Internal, "no prft"))?;
     let moof = mp4::next_box(buf, prft.len)?.ok_or_else(|| err!(Internal, "no moof"))?;
     mp4::parse_moof(moof.payload)
+}
+
+struct ParsedMoof {
+    parsed: Moof,
+    mdat_len: usize,
+}
+
+enum Step {
+    Fragment { moof: ParsedMoof, end: usize },
+    Trailer { parsed: SegmentTrailer, end: usize },
+}
+
+/// Reads the whole fragment (`prft`, `moof`, `mdat` with the size the `moof` promises) or the
+/// whole trailer (`uuid` and `mfra`) at `at`; `None` if there is neither.
+fn next_fragment_or_trailer(data: &[u8], at: usize) -> Option<Step> {
+    let first = mp4::next_box(data, at).ok()??;
+    if first.uuid == Some(TRAILER_UUID) {
+        let mfra = mp4::next_box(data, at + first.len).ok()??;
+        let parsed = serde_json::from_slice::<SegmentTrailer>(first.payload).ok()?;
+        return (&mfra.fourcc == b"mfra" && parsed.end_reason.parse::<EndReason>().is_ok())
+            .then_some(Step::Trailer {
+                parsed,
+                end: at + first.len + mfra.len,
+            });
+    }
+    if &first.fourcc != b"prft" {
+        return None;
+    }
+    let moof = mp4::next_box(data, at + first.len).ok()??;
+    let mdat = mp4::next_box(data, at + first.len + moof.len).ok()??;
+    if &moof.fourcc != b"moof" || &mdat.fourcc != b"mdat" || mdat.len - mdat.payload.len() != 8 {
+        return None;
+    }
+    let parsed = mp4::parse_moof(moof.payload).ok()?;
+    let want: u64 = parsed.runs.iter().map(TrackRun::data_len).sum();
+    if mdat.payload.len() as u64 != want
+        || !parsed
+            .runs
+            .iter()
+            .any(|r| r.track_id == mp4::VIDEO_TRACK_ID)
+    {
+        return None;
+    }
+    Some(Step::Fragment {
+        moof: ParsedMoof {
+            parsed,
+            mdat_len: mdat.len,
+        },
+        end: at + first.len + moof.len + mdat.len,
+    })
 }
 
 /// A segment file read back.
@@ -406,67 +486,27 @@ pub fn scan(data: &[u8]) -> Result<Scanned, Error> {
     };
     let mut builder = SummaryBuilder::new(header, &data[..at]);
     let mut trailer = None;
-    let mut valid_len = at;
-    loop {
-        let Some(first) = mp4::next_box(data, at)? else {
-            break;
-        };
-        if first.uuid == Some(TRAILER_UUID) {
-            let Some(mfra) = mp4::next_box(data, at + first.len)? else {
-                break;
-            };
-            if &mfra.fourcc != b"mfra" {
-                bail!(
-                    DataLoss,
-                    "trailer not followed by mfra at byte {}",
-                    at + first.len
-                );
+    // After the header, the first thing that is not a whole fragment or a whole trailer ends
+    // the valid prefix: a crash may leave a torn or zero-filled tail, and it costs only itself.
+    while let Some(step) = next_fragment_or_trailer(data, at) {
+        match step {
+            Step::Fragment { moof, end } => {
+                let data_offset = (end - moof.mdat_len + 8) as u64;
+                builder.add(&moof.parsed, &data[at..end], data_offset);
+                at = end;
             }
-            trailer = Some(
-                serde_json::from_slice::<SegmentTrailer>(first.payload)
-                    .map_err(|e| err!(DataLoss, "bad segment trailer: {e}"))?,
-            );
-            valid_len = at + first.len + mfra.len;
-            break;
+            Step::Trailer { parsed, end } => {
+                trailer = Some((parsed, end));
+                break;
+            }
         }
-        // A fragment: prft, moof, mdat, all whole.
-        if &first.fourcc != b"prft" {
-            bail!(
-                DataLoss,
-                "expected prft at byte {at}, found {:?}",
-                first.fourcc
-            );
-        }
-        let Some(moof) = mp4::next_box(data, at + first.len)? else {
-            break;
-        };
-        let Some(mdat) = mp4::next_box(data, at + first.len + moof.len)? else {
-            break;
-        };
-        if &moof.fourcc != b"moof" || &mdat.fourcc != b"mdat" {
-            bail!(DataLoss, "malformed fragment at byte {at}");
-        }
-        let parsed = mp4::parse_moof(moof.payload)?;
-        let want: u64 = parsed.runs.iter().map(TrackRun::data_len).sum();
-        if mdat.payload.len() as u64 != want {
-            bail!(
-                DataLoss,
-                "mdat at byte {} holds {} bytes, moof says {want}",
-                mdat.offset,
-                mdat.payload.len()
-            );
-        }
-        let end = at + first.len + moof.len + mdat.len;
-        let data_offset = (at + first.len + moof.len + 8) as u64;
-        builder.add(&parsed, &data[at..end], data_offset);
-        at = end;
-        valid_len = end;
     }
+    let valid_len = trailer.as_ref().map_or(at, |(_, end)| *end);
     if builder.frames == 0 {
         return Ok(orphan);
     }
     let (end_reason, camera_offset_ms, closed) = match trailer {
-        Some(t) => (t.end_reason.parse()?, t.camera_offset_ms, true),
+        Some((t, _)) => (t.end_reason.parse()?, t.camera_offset_ms, true),
         None => (EndReason::Crash, None, false),
     };
     Ok(Scanned {
@@ -517,7 +557,7 @@ mod tests {
             sample_entry: &entry,
             video_size: Some((640, 360)),
         }];
-        let mut w = SegmentWriter::create(fs, path, header(), &tracks).unwrap();
+        let mut w = SegmentWriter::create(Arc::new(fs.clone()), path, header(), &tracks).unwrap();
         for f in 0..fragments {
             let frames: Vec<Vec<u8>> = (0..15).map(|i| vec![i as u8; 100 + i * 7 + f]).collect();
             let run = TrackRun {
@@ -606,6 +646,28 @@ mod tests {
                     assert!(!s.closed);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_torn_tail_costs_only_itself() {
+        let fs = SimFs::new(9);
+        fs.preexisting_dir(Path::new("/r"));
+        let path = Path::new("/r/s.mp4");
+        let w = write(&fs, path, 3);
+        let whole = w.durable_len() as usize;
+        drop(w);
+        let data = fs.read(path).unwrap();
+        for tail in [
+            vec![0u8; 4096],
+            vec![0xff; 100],
+            b"\x00\x00\x00\x10prft garbage".to_vec(),
+        ] {
+            let mut torn = data.clone();
+            torn.extend_from_slice(&tail);
+            let s = scan(&torn).unwrap();
+            assert_eq!(s.valid_len as usize, whole);
+            assert_eq!(s.summary.unwrap().frames, 45);
         }
     }
 

@@ -1,0 +1,446 @@
+//! End-to-end tests of the recorder: real `vms-recorder` and `vms-camsim` processes on
+//! 127.0.0.1, checked with ffprobe/ffmpeg, the simulator's record of what it sent, and
+//! `vms-recorder reindex --verify`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use vms_core::time::Time90k;
+use vms_core::wire;
+use vms_tests::camsim::remote::RemoteSim;
+use vms_tests::recorder::{RecorderDirs, RemoteRecorder};
+
+fn sim(config: &str) -> RemoteSim {
+    RemoteSim::start(Path::new(env!("CARGO_BIN_EXE_vms-camsim")), config).expect("simulator starts")
+}
+
+fn now() -> Time90k {
+    Time90k::from_timestamp(jiff::Timestamp::now())
+}
+
+fn t(s: &str) -> Time90k {
+    Time90k::parse_rfc3339(s).expect("RFC 3339 from the API")
+}
+
+/// A `[[camera]]` block for the recorder, one stream per `(name, url)`.
+fn camera_toml(name: &str, streams: &[(&str, String)]) -> String {
+    let mut s =
+        format!("[[camera]]\nname = \"{name}\"\nregion = \"751110000\"\nclass = \"city\"\n");
+    for (stream, url) in streams {
+        s.push_str(&format!(
+            "[[camera.streams]]\nname = \"{stream}\"\nurl = \"{url}\"\n"
+        ));
+    }
+    s
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, for at most `within`.
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    within: Duration,
+    mut check: impl FnMut() -> F,
+) -> Option<T> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `ffprobe -v error` over a file: its error output (empty when clean) and the video length.
+fn ffprobe_segment(path: &Path) -> (String, f64) {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=start_time,duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut fields = text
+        .trim()
+        .split(',')
+        .map(|f| f.parse::<f64>().unwrap_or(f64::NAN));
+    let (start, end) = (
+        fields.next().unwrap_or(f64::NAN),
+        fields.next().unwrap_or(f64::NAN),
+    );
+    (
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        end - start,
+    )
+}
+
+/// Decodes a whole file with ffmpeg; returns what it reported on error level.
+fn decode_errors(path: &Path) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const TWO_CAMERAS: &str = r#"
+    [[camera]]
+    name = "north"
+    count = 2
+    [[camera.streams]]
+    name = "main"
+    codec = "h264"
+    width = 640
+    height = 360
+    fps = 15
+    gop_frames = 15
+    audio = true
+    [[camera.streams]]
+    name = "sub"
+    codec = "h265"
+    width = 320
+    height = 180
+    fps = 15
+    gop_frames = 15
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_two_cameras_main_and_sub_for_a_minute() {
+    let sim = sim(TWO_CAMERAS);
+    let mut cameras = String::from("segment_secs = 20\n");
+    for cam in ["north-0001", "north-0002"] {
+        cameras.push_str(&camera_toml(
+            cam,
+            &[
+                ("main", sim.url(cam, "main", None)),
+                ("sub", sim.url(cam, "sub", None)),
+            ],
+        ));
+    }
+    let dirs = RecorderDirs::new(&cameras);
+    let rec = RemoteRecorder::start(&dirs).expect("recorder starts");
+    let connected = eventually(Duration::from_secs(20), || async {
+        let list = rec.cameras().await.ok()?;
+        list.cameras
+            .iter()
+            .all(|c| {
+                c.streams
+                    .iter()
+                    .all(|s| s.status.connected && s.status.last_frame_age_ms.is_some())
+            })
+            .then_some(list)
+    })
+    .await
+    .expect("every stream connects");
+    assert_eq!(connected.cameras.len(), 2);
+
+    // The scenario: a minute of recording, then a clean stop.
+    tokio::time::sleep(Duration::from_secs(62)).await;
+    let stopped_at = now();
+    let status = rec
+        .process
+        .terminate(Duration::from_secs(20))
+        .expect("clean stop");
+    assert!(status.success(), "recorder exit: {status}");
+    dirs.verify_index()
+        .expect("index matches the files after a clean stop");
+
+    // Every closed segment plays on its own without a single error.
+    let files = dirs.segment_files();
+    assert!(
+        files.len() >= 4 * 3,
+        "at least 3 segments per stream: {files:?}"
+    );
+    let mut length_by_stream: std::collections::BTreeMap<String, f64> = Default::default();
+    for f in &files {
+        let (errors, length) = ffprobe_segment(f);
+        assert_eq!(errors, "", "ffprobe on {}", f.display());
+        assert_eq!(decode_errors(f), "", "decoding {}", f.display());
+        let stream = f.ancestors().nth(4).unwrap().display().to_string();
+        *length_by_stream.entry(stream).or_default() += length;
+    }
+
+    // Restart to read the listing of the first session back.
+    let rec = RemoteRecorder::start(&dirs).expect("recorder restarts");
+    let (from, to) = (
+        stopped_at - vms_core::time::Duration90k::from_secs(600),
+        stopped_at,
+    );
+    for cam in &connected.cameras {
+        let simulated = cam.name.as_str();
+        for stream in ["main", "sub"] {
+            let listing = rec
+                .recordings(&cam.id, stream, &from.to_rfc3339(), &to.to_rfc3339())
+                .await
+                .expect("listing");
+            let first = &listing.ranges[0];
+            assert_eq!(
+                listing.ranges.len(),
+                1,
+                "{simulated}/{stream}: one unbroken range: {listing:?}"
+            );
+            assert!(
+                listing.gaps.is_empty(),
+                "{simulated}/{stream}: {:?}",
+                listing.gaps
+            );
+            let span = first.end_90k - first.start_90k;
+            assert!(
+                span >= 58 * 90_000,
+                "{simulated}/{stream}: only {} s",
+                span / 90_000
+            );
+            // No frame missing inside: the camera's 15 fps grid is exact.
+            assert_eq!(
+                first.frames as i64 * 6000,
+                span,
+                "{simulated}/{stream}: frames vs duration"
+            );
+
+            // Frames stored against frames the simulator sent while the recorder played.
+            let sent = sim
+                .frames(simulated, stream, None)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|f| i128::from(f.sent_unix_us) * 1000 < stopped_at.unix_nanos())
+                .count() as u64;
+            assert!(
+                first.frames <= sent,
+                "{simulated}/{stream}: {} stored, {sent} sent",
+                first.frames
+            );
+            assert!(
+                sent - first.frames <= 15,
+                "{simulated}/{stream}: {} stored of {sent} sent",
+                first.frames
+            );
+
+            // Segment durations add up to the recorded wall time within 1 s.
+            let key = Path::new(&dirs.storage)
+                .join(&cam.id)
+                .join(stream)
+                .display()
+                .to_string();
+            let total = length_by_stream[&key];
+            assert!(
+                (total - span as f64 / 90_000.0).abs() < 1.0,
+                "{simulated}/{stream}: {total} s in files, {} s listed",
+                span / 90_000
+            );
+        }
+    }
+    rec.process
+        .terminate(Duration::from_secs(20))
+        .expect("clean stop");
+}
+
+/// The first recorded range that starts at or after `after`.
+fn range_after(listing: &wire::Recordings, after: Time90k) -> Option<&wire::RecordedRange> {
+    listing.ranges.iter().find(|r| t(&r.start) >= after)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_twenty_times_loses_at_most_the_fragment_in_flight() {
+    let sim = sim(
+        "[[camera]]\nname = \"k\"\n[[camera.streams]]\nwidth = 320\nheight = 180\nfps = 15\ngop_frames = 15\n",
+    );
+    let dirs = RecorderDirs::new(&format!(
+        "segment_secs = 10\n{}",
+        camera_toml("k", &[("main", sim.url("k", "main", None))])
+    ));
+    let test_start = now();
+    let mut camera_id = None;
+    let mut rng = rand::rng();
+
+    // Starts the recorder and waits until footage recorded after this start is durable.
+    async fn start_and_resume(
+        dirs: &RecorderDirs,
+        camera_id: &mut Option<String>,
+        test_start: Time90k,
+    ) -> (RemoteRecorder, Time90k) {
+        let started = now();
+        let rec = RemoteRecorder::start(dirs).expect("recorder starts");
+        let id = match camera_id {
+            Some(id) => id.clone(),
+            None => rec.cameras().await.unwrap().cameras[0].id.clone(),
+        };
+        *camera_id = Some(id.clone());
+        let resumed = eventually(Duration::from_secs(10), || async {
+            let l = rec
+                .recordings(
+                    &id,
+                    "main",
+                    &test_start.to_rfc3339(),
+                    &(now() + vms_core::time::Duration90k::from_secs(60)).to_rfc3339(),
+                )
+                .await
+                .ok()?;
+            range_after(&l, started)
+                .filter(|r| t(&r.end) > t(&r.start))
+                .map(|r| t(&r.start))
+        })
+        .await
+        .expect("recording resumes");
+        assert!(
+            resumed - started <= vms_core::time::Duration90k::from_secs(5),
+            "resumed {} ms after start",
+            (resumed - started).as_millis()
+        );
+        (rec, started)
+    }
+
+    for round in 0..20 {
+        let (rec, _) = start_and_resume(&dirs, &mut camera_id, test_start).await;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(200..2500))).await;
+        let killed_at = now();
+        rec.process.kill9();
+
+        // The restart recovers the archive; the crash leaves a gap that begins at most one
+        // fragment (1 s) and a frame before the kill.
+        let (rec, _) = start_and_resume(&dirs, &mut camera_id, test_start).await;
+        let id = camera_id.clone().unwrap();
+        let listing = rec
+            .recordings(&id, "main", &test_start.to_rfc3339(), &now().to_rfc3339())
+            .await
+            .unwrap();
+        let crash = listing
+            .gaps
+            .iter()
+            .filter(|g| g.reason == "crash")
+            .min_by_key(|g| (t(&g.start) - killed_at).0.abs())
+            .unwrap_or_else(|| panic!("round {round}: no crash gap in {listing:?}"));
+        let lost = killed_at - t(&crash.start);
+        assert!(
+            lost.as_millis() <= 1500,
+            "round {round}: {} ms lost before the kill",
+            lost.as_millis()
+        );
+
+        // After recovery the index matches the files, and reindex rebuilds the same index.
+        rec.process
+            .terminate(Duration::from_secs(20))
+            .expect("clean stop");
+        dirs.verify_index()
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_api_input_gets_clear_errors_and_leaves_the_archive_alone() {
+    let dirs = RecorderDirs::new("");
+    let rec = RemoteRecorder::start(&dirs).expect("recorder starts");
+    let http = rec.http();
+    let j = |v: serde_json::Value| v;
+    let good = j(
+        serde_json::json!({"name": "Gate", "region": "751110000", "class": "city",
+        "streams": [{"name": "main", "url": "rtsp://127.0.0.1:9/x", "username": "u", "password": "secret-pw"}]}),
+    );
+    let cases: Vec<(reqwest::Method, String, Option<serde_json::Value>, u16, &str)> = vec![
+        (reqwest::Method::GET, "/api/v1/cameras/not-an-id".into(), None, 404, "not_found"),
+        (reqwest::Method::GET, "/api/v1/cameras/01ARZ3NDEKTSV4RRFFQ69G5FAV".into(), None, 404, "not_found"),
+        (reqwest::Method::GET, "/api/v1/cameras/..%2f..%2fetc%2fpasswd/recordings?stream=main&start=2026-01-01T00:00:00Z&end=2026-01-02T00:00:00Z".into(), None, 404, "not_found"),
+        (reqwest::Method::POST, "/api/v1/cameras".into(), Some(j(serde_json::json!({"name": "x"}))), 400, "invalid_argument"),
+        (reqwest::Method::POST, "/api/v1/cameras".into(), Some({ let mut b = good.clone(); b["region"] = "12".into(); b }), 400, "invalid_argument"),
+        (reqwest::Method::POST, "/api/v1/cameras".into(), Some({ let mut b = good.clone(); b["streams"][0]["name"] = "../../x".into(); b }), 400, "invalid_argument"),
+        (reqwest::Method::POST, "/api/v1/cameras".into(), Some({ let mut b = good.clone(); b["streams"][0]["url"] = "rtsp://u:p@127.0.0.1/x".into(); b }), 400, "invalid_argument"),
+    ];
+    for (method, path, body, status, code) in cases {
+        let mut r = rec.request(method.clone(), &path);
+        if let Some(b) = &body {
+            r = r.json(b);
+        }
+        let r = r.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{method} {path}");
+        let e: wire::ErrorBody = r.json().await.unwrap();
+        assert_eq!(e.error.code, code, "{method} {path}: {}", e.error.message);
+    }
+    // Without the token nothing but health answers.
+    let r = http.get(rec.url("/api/v1/cameras")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http.get(rec.url("/api/v1/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // An oversized body is refused. The server then closes that connection, so this request
+    // goes on a client of its own rather than poisoning the shared connection pool.
+    let huge = "x".repeat(1 << 20);
+    let r = reqwest::Client::new()
+        .post(rec.url("/api/v1/cameras"))
+        .bearer_auth(vms_tests::recorder::ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+
+    // A good camera: created with an id, its password never returned.
+    let r = rec
+        .request(reqwest::Method::POST, "/api/v1/cameras")
+        .json(&good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("secret-pw"), "{text}");
+    let created: wire::CameraResponse = serde_json::from_str(&text).unwrap();
+    assert!(created.streams[0].has_password);
+    // A PUT without the password keeps it.
+    let mut update = good.clone();
+    update["name"] = "Gate 2".into();
+    update["streams"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("password");
+    let r = rec
+        .request(
+            reqwest::Method::PUT,
+            &format!("/api/v1/cameras/{}", created.id),
+        )
+        .json(&update)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let updated: wire::CameraResponse = r.json().await.unwrap();
+    assert!(updated.streams[0].has_password && updated.name == "Gate 2");
+    let listing = rec
+        .request(reqwest::Method::GET, &format!("/api/v1/cameras/{}/recordings?stream=main&start=2026-02-01T00:00:00Z&end=2026-01-01T00:00:00Z", created.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listing.status(), 400, "inverted range");
+    rec.process
+        .terminate(Duration::from_secs(20))
+        .expect("clean stop");
+    assert!(dirs.segment_files().is_empty(), "nothing was written");
+    let journal = std::fs::read_to_string(dirs.data.join("cameras.json")).unwrap();
+    assert!(journal.contains("Gate 2"), "the journal holds the change");
+}
+
+#[test]
+fn bad_config_fails_naming_the_field_and_touches_nothing() {
+    let dirs = RecorderDirs::new("segment_secs = 5\n");
+    let out = Command::new(vms_tests::process::workspace_binary("vms-recorder"))
+        .args(["run", "--config"])
+        .arg(&dirs.config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("segment_secs"), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(!dirs.data.exists(), "no data directory was created");
+}
