@@ -444,3 +444,157 @@ fn bad_config_fails_naming_the_field_and_touches_nothing() {
     assert!(out.stdout.is_empty());
     assert!(!dirs.data.exists(), "no data directory was created");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_simulator_fault_is_survived_and_recorded_with_its_reason() {
+    use vms_tests::camsim::stream::Fault;
+    let sim = sim(
+        "[[camera]]\nname = \"f\"\ncount = 6\n[[camera.streams]]\nwidth = 320\nheight = 180\nfps = 15\ngop_frames = 15\n",
+    );
+    let names: Vec<String> = (1..=6).map(|i| format!("f-{i:04}")).collect();
+    let mut config = String::from("stall_timeout_secs = 3\nsegment_secs = 60\n");
+    for n in &names {
+        config.push_str(&camera_toml(n, &[("main", sim.url(n, "main", None))]));
+    }
+    let dirs = RecorderDirs::new(&config);
+    let rec = RemoteRecorder::start(&dirs).expect("recorder starts");
+    let begin = now();
+    let ids: std::collections::HashMap<String, String> =
+        eventually(Duration::from_secs(20), || async {
+            let l = rec.cameras().await.ok()?;
+            l.cameras
+                .iter()
+                .all(|c| {
+                    c.streams[0].status.connected && c.streams[0].status.last_frame_age_ms.is_some()
+                })
+                .then(|| {
+                    l.cameras
+                        .iter()
+                        .map(|c| (c.name.clone(), c.id.clone()))
+                        .collect()
+                })
+        })
+        .await
+        .expect("every stream connects");
+    // Some footage before the faults.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let faults = [
+        Fault::Drop,
+        Fault::Stall { duration_ms: 5000 },
+        Fault::TimestampJump { offset_ms: 20_000 },
+        Fault::Corrupt { packets: 1 },
+        Fault::Resolution {
+            width: 160,
+            height: 90,
+        },
+        Fault::ClockSkew { offset_ms: 4000 },
+    ];
+    for (n, f) in names.iter().zip(&faults) {
+        sim.fault(n, "main", f).await.expect("fault accepted");
+    }
+    let faulted = now();
+    // Every stream records again after its fault (the stall needs its 5 s and a reconnect).
+    let listings = eventually(Duration::from_secs(30), || async {
+        let mut out = Vec::new();
+        for n in &names {
+            let l = rec
+                .recordings(
+                    &ids[n],
+                    "main",
+                    &begin.to_rfc3339(),
+                    &(now() + vms_core::time::Duration90k::from_secs(60)).to_rfc3339(),
+                )
+                .await
+                .ok()?;
+            let recording_again = l
+                .ranges
+                .last()
+                .is_some_and(|r| t(&r.end) > faulted + vms_core::time::Duration90k::from_secs(8));
+            if !recording_again {
+                return None;
+            }
+            out.push(l);
+        }
+        Some(out)
+    })
+    .await
+    .expect("every stream records again after its fault");
+    let reasons =
+        |l: &wire::Recordings| l.gaps.iter().map(|g| g.reason.clone()).collect::<Vec<_>>();
+    assert!(
+        reasons(&listings[0]).contains(&"disconnect".to_owned()),
+        "drop: {:?}",
+        listings[0].gaps
+    );
+    assert!(
+        reasons(&listings[1]).contains(&"stall".to_owned()),
+        "stall: {:?}",
+        listings[1].gaps
+    );
+    assert!(
+        listings[2].ranges.len() >= 2,
+        "a timestamp jump starts a new run: {:?}",
+        listings[2]
+    );
+    assert!(
+        reasons(&listings[2]).contains(&"clock_step".to_owned())
+            || listings[2]
+                .ranges
+                .windows(2)
+                .any(|w| w[0].run != w[1].run && w[0].end == w[1].start),
+        "jump: {:?}",
+        listings[2]
+    );
+    assert!(
+        reasons(&listings[3]).contains(&"camera_error".to_owned()),
+        "corrupt: {:?}",
+        listings[3].gaps
+    );
+    // A resolution change is a new segment in the same run, without a gap.
+    let res = &listings[4];
+    assert!(
+        res.gaps.is_empty(),
+        "resolution change leaves no gap: {:?}",
+        res.gaps
+    );
+    assert!(
+        res.ranges.iter().any(|r| r.segments >= 2),
+        "resolution change starts a segment: {:?}",
+        res.ranges
+    );
+    // A skewed camera clock is recorded, and the footage still follows the recorder clock.
+    let skewed = eventually(Duration::from_secs(15), || async {
+        let l = rec
+            .recordings(
+                &ids[&names[5]],
+                "main",
+                &begin.to_rfc3339(),
+                &(now() + vms_core::time::Duration90k::from_secs(60)).to_rfc3339(),
+            )
+            .await
+            .ok()?;
+        l.ranges
+            .last()?
+            .time_quality
+            .camera_offset_ms
+            .filter(|o| (3000..5000).contains(o))
+    })
+    .await;
+    assert!(
+        skewed.is_some(),
+        "the camera offset of about 4000 ms is recorded"
+    );
+    let last = listings[5].ranges.last().unwrap();
+    assert!(
+        (now() - t(&last.end)).as_millis().abs() < 3000,
+        "wall times follow the recorder clock"
+    );
+    // Nothing panicked: the recorder still answers, and a clean stop leaves a consistent archive.
+    rec.process
+        .terminate(Duration::from_secs(20))
+        .expect("clean stop");
+    dirs.verify_index().expect("index matches the files");
+    for f in dirs.segment_files() {
+        assert_eq!(ffprobe_segment(&f).0, "", "{}", f.display());
+    }
+}
