@@ -298,6 +298,14 @@ impl Recording {
         let audio = self.audio.clone();
         let p = params.clone();
         let writer = tokio::task::spawn_blocking(move || {
+            // The disk may have gone since start-up: never write into an empty mount point.
+            if !t.fs.exists(&t.root_path.join(layout::IDENTITY_FILE)) {
+                return Err(err!(
+                    FailedPrecondition,
+                    "storage root {} lost its identity file (unmounted?)",
+                    t.root_path.display()
+                ));
+            }
             let path = layout::segment_path(&t.root_path, t.camera, &t.stream, start)?;
             layout::ensure_dir(
                 t.fs.as_ref(),
@@ -529,12 +537,14 @@ pub(crate) mod tests {
 
     pub fn target(fs: &SimFs, index: Index) -> Target {
         fs.preexisting_dir(Path::new("/disk"));
+        let recorder = RecorderId::generate();
+        let root = layout::open_root(fs, Path::new("/disk"), recorder, None).unwrap();
         Target {
             fs: Arc::new(fs.clone()),
             index,
-            root: StorageRootId::generate(),
+            root,
             root_path: "/disk".into(),
-            recorder: RecorderId::generate(),
+            recorder,
             camera: CameraId::generate(),
             stream: "main".into(),
             segment_duration: Duration90k::from_secs(4),

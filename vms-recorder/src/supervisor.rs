@@ -109,16 +109,27 @@ async fn run_once(
     rec.set_audio(ingest.audio().cloned());
     lock(conn).connected = true;
     tracing::info!("playing");
-    // A stall is a lack of video: audio or RTCP alone do not keep a stream alive.
+    // A stall is a lack of video: audio or RTCP alone do not keep a stream alive. The timer is
+    // armed once and, when it fires, re-armed to the last frame's deadline: a frame only
+    // stores a time, and no timer is touched per frame.
     let mut last_video = tokio::time::Instant::now();
+    let stall = tokio::time::sleep_until(last_video + stall_timeout);
+    tokio::pin!(stall);
     loop {
         let event = tokio::select! {
-            r = tokio::time::timeout_at(last_video + stall_timeout, ingest.next()) => match r {
-                Err(_) => return (EndReason::Stall, format!("no media for {stall_timeout:?}")),
-                Ok(Err(e)) => return (e.reason, e.message),
-                Ok(Ok(None)) => return (EndReason::Disconnect, "the camera ended the stream".into()),
-                Ok(Ok(Some(event))) => event,
+            r = ingest.next() => match r {
+                Err(e) => return (e.reason, e.message),
+                Ok(None) => return (EndReason::Disconnect, "the camera ended the stream".into()),
+                Ok(Some(event)) => event,
             },
+            () = &mut stall => {
+                let deadline = last_video + stall_timeout;
+                if deadline <= tokio::time::Instant::now() {
+                    return (EndReason::Stall, format!("no video for {stall_timeout:?}"));
+                }
+                stall.as_mut().reset(deadline);
+                continue;
+            }
             _ = stop.changed() => return stopped,
         };
         match event {

@@ -205,34 +205,50 @@ pub fn walk(fs: &dyn ArchiveFs, root: &Path) -> Result<(Vec<FoundSegment>, Vec<P
                 strays.push(stream_path);
                 continue;
             }
-            for (y, _) in list(&stream_path)? {
-                for (m, _) in list(&stream_path.join(&y))? {
-                    for (d, _) in list(&stream_path.join(&y).join(&m))? {
-                        let day = stream_path.join(&y).join(&m).join(&d);
-                        for (file, is_dir) in list(&day)? {
-                            let path = day.join(&file);
-                            let start = file
-                                .strip_suffix(&format!(".{SEGMENT_EXT}"))
-                                .and_then(|s| s.parse::<i64>().ok())
-                                .map(Time90k);
-                            match start {
-                                Some(start)
-                                    if !is_dir
-                                        && segment_path(root, camera, &stream, start)
-                                            .ok()
-                                            .as_ref()
-                                            == Some(&path) =>
-                                {
-                                    found.push(FoundSegment {
-                                        camera,
-                                        stream: stream.clone(),
-                                        start,
-                                        path,
-                                    });
-                                }
-                                _ => strays.push(path),
-                            }
+            // Year, month and day levels: anything but a directory is a stray, not an error.
+            let mut days = Vec::new();
+            for (y, y_dir) in list(&stream_path)? {
+                let y_path = stream_path.join(&y);
+                if !y_dir {
+                    strays.push(y_path);
+                    continue;
+                }
+                for (m, m_dir) in list(&y_path)? {
+                    let m_path = y_path.join(&m);
+                    if !m_dir {
+                        strays.push(m_path);
+                        continue;
+                    }
+                    for (d, d_dir) in list(&m_path)? {
+                        if d_dir {
+                            days.push(m_path.join(&d));
+                        } else {
+                            strays.push(m_path.join(&d));
                         }
+                    }
+                }
+            }
+            for day in days {
+                for (file, is_dir) in list(&day)? {
+                    let path = day.join(&file);
+                    let start = file
+                        .strip_suffix(&format!(".{SEGMENT_EXT}"))
+                        .and_then(|s| s.parse::<i64>().ok())
+                        .map(Time90k);
+                    match start {
+                        Some(start)
+                            if !is_dir
+                                && segment_path(root, camera, &stream, start).ok().as_ref()
+                                    == Some(&path) =>
+                        {
+                            found.push(FoundSegment {
+                                camera,
+                                stream: stream.clone(),
+                                start,
+                                path,
+                            });
+                        }
+                        _ => strays.push(path),
                     }
                 }
             }
@@ -304,6 +320,12 @@ mod tests {
         fs.sync_dir(p.parent().unwrap()).unwrap();
         fs.create_new(&p.with_file_name("junk.txt")).unwrap();
         fs.crash();
+        // A file where a year directory belongs is a stray, not a reason to stop.
+        let year_level = root.join(cam.to_string()).join("main").join("README");
+        fs.create_new(&year_level).unwrap();
+        let (_, strays) = walk(&fs, root).unwrap();
+        assert_eq!(strays, [year_level.clone()]);
+        fs.remove_file(&year_level).unwrap();
         let (found, strays) = walk(&fs, root).unwrap();
         assert_eq!(
             found,
