@@ -324,7 +324,7 @@ mod tests {
         let year_level = root.join(cam.to_string()).join("main").join("README");
         fs.create_new(&year_level).unwrap();
         let (_, strays) = walk(&fs, root).unwrap();
-        assert_eq!(strays, [year_level.clone()]);
+        assert_eq!(strays, std::slice::from_ref(&year_level));
         fs.remove_file(&year_level).unwrap();
         let (found, strays) = walk(&fs, root).unwrap();
         assert_eq!(
