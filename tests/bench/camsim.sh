@@ -14,29 +14,10 @@ bash deploy/setup.sh
 cargo build --locked --release -q -p vms-tests --bins
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+. tests/bench/lib.sh
 
-cat >"$work/camsim.toml" <<TOML
-[[camera]]
-name = "bench"
-count = $cameras
-[[camera.streams]]
-codec = "h264"
-width = 640
-height = 360
-fps = 15
-gop_frames = 30
-bitrate_kbps = 1000
-TOML
-
-VMS_LOG=warn target/release/vms-camsim --config "$work/camsim.toml" >"$work/ready" &
-sim=$!
-while [ ! -s "$work/ready" ]; do
-  kill -0 $sim 2>/dev/null || { echo "bench: vms-camsim failed" >&2; exit 1; }
-  sleep 0.2
-done
-control=$(sed -E 's/.*"control":"([^"]+)".*/\1/' "$work/ready")
-
-target/release/vms-rtsp-load --camsim "http://$control" --seconds "$seconds" --fps 15 --pid "$sim" \
+start_camsim "$cameras" "$work"
+target/release/vms-rtsp-load --camsim "http://$SIM_CONTROL" --seconds "$seconds" --fps 15 --pid "$SIM_PID" \
   >"$work/report.json"
 
 # One summary line per figure, from the JSON report.

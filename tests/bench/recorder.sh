@@ -19,36 +19,15 @@ work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; pkill -f "ffmpeg -nostdin -rtsp_transport tcp -i rtsp://127.0.0.1" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 hz=$(getconf CLK_TCK)
 
-cpu_ticks() { # total utime+stime of the given pids
-  local t=0
-  for p in "$@"; do
-    [ -r /proc/$p/stat ] && t=$((t + $(awk '{sub(/.*\) /, ""); print $12 + $13}' /proc/$p/stat)))
-  done
-  echo $t
-}
-rss_kib() { local t=0; for p in "$@"; do t=$((t + $(awk '/VmRSS/ {print $2}' /proc/$p/status 2>/dev/null || echo 0))); done; echo $t; }
-wait_ready() { while [ ! -s "$1" ]; do kill -0 "$2" 2>/dev/null || { echo "bench: process died: $1" >&2; exit 1; }; sleep 0.2; done; }
+. tests/bench/lib.sh
 metric_sum() { curl -s -H "Authorization: Bearer bench-admin-token-000" "http://$1/metrics" | awk -v m="$2" '$1 ~ "^"m"\\{" {s += $2} END {printf "%.0f", s}'; }
 metric_max() { curl -s -H "Authorization: Bearer bench-admin-token-000" "http://$1/metrics" | awk -v m="$2" '$1 ~ "^"m"\\{" && $2 > x {x = $2} END {printf "%.4f", x}'; }
 
 declare -A our_rss ffm_rss
 printf "%-5s %-10s %12s %12s %12s %10s %10s\n" N recorder "cpu_s/str_h" "rss_MiB" "lost_frames" "lag_max_s" "cpu_ratio"
 for n in "${counts[@]}"; do
-  cat >"$work/camsim.toml" <<TOML
-[[camera]]
-name = "b"
-count = $n
-[[camera.streams]]
-codec = "h264"
-width = 640
-height = 360
-fps = 15
-gop_frames = 30
-bitrate_kbps = 1000
-TOML
-  VMS_LOG=warn target/release/vms-camsim --config "$work/camsim.toml" >"$work/sim.ready" &
-  sim=$!; wait_ready "$work/sim.ready" $sim
-  rtsp=$(sed -E 's/.*"rtsp":"([^"]+)".*/\1/' "$work/sim.ready")
+  start_camsim "$n" "$work" b
+  sim=$SIM_PID; rtsp=$SIM_RTSP
 
   # --- vms-recorder -------------------------------------------------------------------
   rm -rf "$work/rec"; mkdir -p "$work/rec/storage"
@@ -80,7 +59,9 @@ TOML
   sleep 5
   fc0=$(cpu_ticks "${pids[@]}"); sleep "$secs"; fc1=$(cpu_ticks "${pids[@]}")
   frss=$(rss_kib "${pids[@]}")
-  kill -INT "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null || true
+  alive=0; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
+  [ "$alive" -eq "$n" ] || echo "bench: only $alive of $n ffmpeg processes were still recording" >&2
+  kill -INT "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/dev/null || true
   rm -rf "$work/ffmpeg"
   ffm_cpu=$(awk -v t=$((fc1 - fc0)) -v hz=$hz -v n=$n -v s=$secs 'BEGIN {printf "%.2f", t / hz / n / s * 3600}')
   ffm_rss[$n]=$frss

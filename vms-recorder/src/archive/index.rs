@@ -343,26 +343,16 @@ impl Index {
 mod tests {
     use super::*;
     use crate::archive::segment::SegmentHeader;
-    use vms_core::id::RecorderId;
 
     fn summary(camera: CameraId, stream: &str, start: i64, duration: i64) -> Summary {
         Summary {
             header: SegmentHeader {
-                format: 1,
-                recorder: RecorderId::generate(),
                 camera,
                 stream: stream.into(),
-                run: RunId::generate(),
-                run_segment: 0,
                 start_90k: start,
-                media_start_90k: 0,
-                video_codec: "avc1.640028".into(),
-                width: 640,
-                height: 360,
-                audio_codec: None,
-                audio_sample_rate: None,
                 recorder_synced: false,
                 recorder_error_ms: None,
+                ..crate::archive::segment::tests::header()
             },
             frames: 10,
             keyframes: 1,

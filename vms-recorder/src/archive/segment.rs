@@ -517,12 +517,13 @@ pub fn scan(data: &[u8]) -> Result<Scanned, Error> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::archive::fs::SimFs;
     use crate::archive::mp4::Sample;
 
-    fn header() -> SegmentHeader {
+    /// A plausible header for tests.
+    pub fn header() -> SegmentHeader {
         SegmentHeader {
             format: SEGMENT_FORMAT_VERSION,
             recorder: RecorderId::generate(),
