@@ -36,16 +36,30 @@ for n in "${counts[@]}"; do
     for i in $(seq -f "%04g" 1 "$n"); do
       printf '[[camera]]\nname = "b-%s"\nregion = "751110000"\nclass = "city"\n[[camera.streams]]\nname = "main"\nurl = "rtsp://%s/b-%s/main"\n' "$i" "$rtsp" "$i"
     done; } >"$work/rec/recorder.toml"
-  VMS_LOG=warn target/release/vms-recorder run --config "$work/rec/recorder.toml" >"$work/rec.ready" 2>"$work/rec.log" &
+  VMS_LOG=warn,vms_recorder::supervisor=info target/release/vms-recorder run --config "$work/rec/recorder.toml" \
+    >"$work/rec.ready" 2>"$work/rec.log" &
   rec=$!; wait_ready "$work/rec.ready" $rec
   api=$(sed -E 's/.*"api":"([^"]+)".*/\1/' "$work/rec.ready")
-  sleep 5 # every stream connects and reaches its first keyframe
-  f0=$(metric_sum "$api" vms_stream_frames_total); c0=$(cpu_ticks $rec)
+  # Measure once every stream is up (at most 120 s), plus a GOP.
+  for _ in $(seq 600); do [ "$(metric_sum "$api" vms_stream_up)" = "$n" ] && break; sleep 0.2; done
+  sleep 2
+  c0=$(cpu_ticks $rec)
   sleep "$secs"
-  c1=$(cpu_ticks $rec); f1=$(metric_sum "$api" vms_stream_frames_total)
+  c1=$(cpu_ticks $rec)
   lag=$(metric_max "$api" vms_stream_write_lag_seconds); rss=$(rss_kib $rec)
+  stop_us=$(date +%s%6N)
   kill -TERM $rec; wait $rec || true
-  expected=$((n * 15 * secs)); stored=$((f1 - f0)); lost=$((expected > stored ? expected - stored : 0))
+  # Frames lost, exactly: what the simulator sent to the recorder (its only client) against
+  # what the recorder made durable or skipped before its first keyframe, over the session
+  # (frames sent after the stop signal do not count).
+  sent=0
+  for i in $(seq -f "%04g" 1 "$n"); do
+    sent=$((sent + $(curl -s "http://$SIM_CONTROL/api/v1/cameras/b-$i/streams/main/frames" \
+      | grep -o '"sent_unix_us":[0-9]*' | awk -F: -v t="$stop_us" '$2 < t {c++} END {print c + 0}')))
+  done
+  stored=$(awk '/stream stopped/ {for (i = 1; i <= NF; i++) if ($i ~ /^frames_(total|skipped)=/) {split($i, kv, "="); s += kv[2]}} END {print s + 0}' \
+    <(sed 's/\x1b\[[0-9;]*m//g' "$work/rec.log"))
+  lost=$((sent > stored ? sent - stored : 0))
   our_cpu=$(awk -v t=$((c1 - c0)) -v hz=$hz -v n=$n -v s=$secs 'BEGIN {printf "%.2f", t / hz / n / s * 3600}')
   our_rss[$n]=$rss
 
@@ -56,7 +70,7 @@ for n in "${counts[@]}"; do
       -reset_timestamps 1 -loglevel error "$work/ffmpeg/b-$i-%03d.mp4" 2>>"$work/ffmpeg.log" &
     pids+=($!)
   done
-  sleep 5
+  sleep 7
   fc0=$(cpu_ticks "${pids[@]}"); sleep "$secs"; fc1=$(cpu_ticks "${pids[@]}")
   frss=$(rss_kib "${pids[@]}")
   alive=0; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done

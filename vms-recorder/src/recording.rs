@@ -152,6 +152,11 @@ impl Recording {
         self.audio = audio;
     }
 
+    /// A snapshot of what this recording has done.
+    pub fn progress(&self) -> Progress {
+        lock(&self.progress).clone()
+    }
+
     pub fn last_end(&self) -> Time90k {
         self.last_end
     }

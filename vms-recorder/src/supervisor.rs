@@ -89,6 +89,12 @@ pub async fn run(
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+    let p = rec.progress();
+    tracing::info!(
+        frames_total = p.frames_total,
+        frames_skipped = p.frames_skipped,
+        "stream stopped"
+    );
 }
 
 async fn run_once(
