@@ -22,6 +22,7 @@ trap cleanup EXIT INT TERM
 # Starts a server in the background and waits for its ready line (its first stdout line).
 start() {
   local name=$1; shift
+  rm -f "$demo/$name.ready" # a stale ready line from the last demo would pass at once
   "$@" >"$demo/$name.ready" 2>"$demo/$name.log" &
   pids+=($!)
   while [ ! -s "$demo/$name.ready" ]; do

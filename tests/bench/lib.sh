@@ -1,6 +1,7 @@
 # Shared helpers of the benchmark scripts (sourced, not run).
 
-# Waits until FILE (a server's ready line) is non-empty; fails if PID dies first.
+# Waits until FILE (a server's ready line) is non-empty; fails if PID dies first. Remove FILE
+# before starting the server: a stale one would pass at once.
 wait_ready() {
   while [ ! -s "$1" ]; do
     kill -0 "$2" 2>/dev/null || { echo "bench: process $2 died before it was ready ($1)" >&2; exit 1; }
@@ -24,6 +25,7 @@ fps = 15
 gop_frames = 30
 bitrate_kbps = 1000
 TOML
+  rm -f "$dir/camsim.ready" # a stale ready line would pass wait_ready before the new one
   VMS_LOG=warn target/release/vms-camsim --config "$dir/camsim.toml" >"$dir/camsim.ready" &
   SIM_PID=$!
   wait_ready "$dir/camsim.ready" "$SIM_PID"

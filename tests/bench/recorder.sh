@@ -36,6 +36,7 @@ for n in "${counts[@]}"; do
     for i in $(seq -f "%04g" 1 "$n"); do
       printf '[[camera]]\nname = "b-%s"\nregion = "751110000"\nclass = "city"\n[[camera.streams]]\nname = "main"\nurl = "rtsp://%s/b-%s/main"\n' "$i" "$rtsp" "$i"
     done; } >"$work/rec/recorder.toml"
+  rm -f "$work/rec.ready"
   VMS_LOG=warn,vms_recorder::supervisor=info target/release/vms-recorder run --config "$work/rec/recorder.toml" \
     >"$work/rec.ready" 2>"$work/rec.log" &
   rec=$!; wait_ready "$work/rec.ready" $rec
