@@ -96,10 +96,6 @@ impl Process {
         Ok((process, ready))
     }
 
-    pub fn id(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Sends SIGTERM and waits for the exit (SIGKILL after `grace`).
     pub fn terminate(mut self, grace: Duration) -> Result<std::process::ExitStatus, String> {
         let _ = Command::new("kill")

@@ -188,18 +188,10 @@ impl Player {
     }
 }
 
-pub fn unix_now_us() -> i64 {
+fn unix_now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-}
-
-/// Converts an NTP timestamp (32.32 since 1900) to µs since the Unix epoch.
-pub fn ntp_to_unix_us(ntp: u64) -> i64 {
-    const NTP_UNIX_OFFSET_SECS: i64 = 2_208_988_800;
-    let secs = (ntp >> 32) as i64 - NTP_UNIX_OFFSET_SECS;
-    let frac_us = (((ntp & 0xffff_ffff) * 1_000_000) >> 32) as i64;
-    secs * 1_000_000 + frac_us
 }
 
 #[cfg(test)]
@@ -216,12 +208,5 @@ mod tests {
             ("admin", "s3cret")
         );
         assert!(split_credentials("rtsp://127.0.0.1/x").unwrap().1.is_none());
-    }
-
-    #[test]
-    fn ntp_conversion() {
-        // 1970-01-01T00:00:01.5Z
-        let ntp = ((2_208_988_800u64 + 1) << 32) | (1 << 31);
-        assert_eq!(ntp_to_unix_us(ntp), 1_500_000);
     }
 }

@@ -7,9 +7,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
+use vms_core::time::ntp_to_unix_us;
 use vms_tests::camsim::remote::RemoteSim;
 use vms_tests::camsim::stream::Fault;
-use vms_tests::rtsp_client::{Event, Player, VideoFrame, ntp_to_unix_us};
+use vms_tests::rtsp_client::{Event, Player, VideoFrame};
 
 /// The longest a test waits for the next frame before it calls the stream dead.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(10);

@@ -14,6 +14,17 @@ pub const TIME_UNITS_PER_SEC: i64 = 90_000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Time90k(pub i64);
 
+/// Seconds from the NTP epoch (1900-01-01) to the Unix epoch.
+const NTP_UNIX_OFFSET_SECS: i128 = 2_208_988_800;
+
+/// An NTP timestamp (32.32 fixed point since 1900, as in RTCP and `prft`) as µs since the
+/// Unix epoch.
+pub fn ntp_to_unix_us(ntp: u64) -> i64 {
+    let secs = i128::from(ntp >> 32) - NTP_UNIX_OFFSET_SECS;
+    let frac_us = (i128::from(ntp & 0xffff_ffff) * 1_000_000) >> 32;
+    (secs * 1_000_000 + frac_us) as i64
+}
+
 /// A span of time in 90 kHz units (media or wall).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Duration90k(pub i64);
@@ -49,6 +60,14 @@ impl Time90k {
             .parse()
             .map_err(|e| err!(InvalidArgument, "{s:?} is not an RFC 3339 time: {e}"))?;
         Ok(Time90k::from_timestamp(t))
+    }
+
+    /// As a 64-bit NTP timestamp (32.32 since 1900).
+    pub fn to_ntp(self) -> u64 {
+        let ns = self.unix_nanos() + NTP_UNIX_OFFSET_SECS * 1_000_000_000;
+        let secs = (ns / 1_000_000_000) as u64;
+        let frac = (((ns % 1_000_000_000) as u64) << 32) / 1_000_000_000;
+        (secs << 32) | frac
     }
 
     /// RFC 3339 UTC with the precision needed (`2026-11-26T12:00:00.5Z`).
@@ -152,6 +171,19 @@ mod tests {
         ] {
             assert!(Time90k::parse_rfc3339(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn ntp_conversions() {
+        // 1970-01-01T00:00:01.5Z
+        let ntp = ((2_208_988_800u64 + 1) << 32) | (1 << 31);
+        assert_eq!(ntp_to_unix_us(ntp), 1_500_000);
+        assert_eq!(Time90k(135_000).to_ntp(), ntp);
+        let t = Time90k::parse_rfc3339("2026-11-26T12:00:00.25Z").unwrap();
+        assert_eq!(
+            i128::from(ntp_to_unix_us(t.to_ntp())),
+            t.unix_nanos() / 1000
+        );
     }
 
     #[test]

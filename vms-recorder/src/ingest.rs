@@ -228,7 +228,7 @@ impl Ingest {
                         .find_map(|p| p.as_sender_report().ok().flatten());
                     if let Some(sr) = sr {
                         return Ok(Some(Event::SenderReport {
-                            camera_unix_us: ntp_to_unix_us(sr.ntp_timestamp().0),
+                            camera_unix_us: vms_core::time::ntp_to_unix_us(sr.ntp_timestamp().0),
                         }));
                     }
                 }
@@ -236,13 +236,6 @@ impl Ingest {
             }
         }
     }
-}
-
-/// NTP 32.32 since 1900 to µs since the Unix epoch.
-fn ntp_to_unix_us(ntp: u64) -> i64 {
-    const NTP_UNIX_OFFSET_SECS: i64 = 2_208_988_800;
-    let secs = (ntp >> 32) as i64 - NTP_UNIX_OFFSET_SECS;
-    secs * 1_000_000 + (((ntp & 0xffff_ffff) * 1_000_000) >> 32) as i64
 }
 
 /// The URL as it may appear in logs: without user information.

@@ -116,15 +116,6 @@ fn lock(p: &Mutex<Progress>) -> std::sync::MutexGuard<'_, Progress> {
     p.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Wall time as a 64-bit NTP timestamp (for `prft`).
-fn ntp(t: Time90k) -> u64 {
-    const NTP_UNIX_OFFSET_SECS: i128 = 2_208_988_800;
-    let ns = t.unix_nanos() + NTP_UNIX_OFFSET_SECS * 1_000_000_000;
-    let secs = (ns / 1_000_000_000) as u64;
-    let frac = (((ns % 1_000_000_000) as u64) << 32) / 1_000_000_000;
-    (secs << 32) | frac
-}
-
 impl Recording {
     pub fn new(
         target: Target,
@@ -155,10 +146,6 @@ impl Recording {
     /// A snapshot of what this recording has done.
     pub fn progress(&self) -> Progress {
         lock(&self.progress).clone()
-    }
-
-    pub fn last_end(&self) -> Time90k {
-        self.last_end
     }
 
     /// Takes one video frame. `params` is set on the first frame and whenever they change.
@@ -406,7 +393,7 @@ impl Recording {
                 .map(|f| f.data.as_slice())
                 .chain(audio.iter().map(|a| a.data.as_slice()))
                 .collect();
-            let r = open.writer.write_fragment(ntp(wall), &runs, &data);
+            let r = open.writer.write_fragment(wall.to_ntp(), &runs, &data);
             (open, r)
         })
         .await

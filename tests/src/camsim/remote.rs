@@ -14,7 +14,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A simulator running as its own process; killed on drop.
 pub struct RemoteSim {
-    process: Process,
+    /// Held so that dropping the handle kills the simulator.
+    _process: Process,
     pub ready: Ready,
     _dir: tempfile::TempDir,
     http: reqwest::Client,
@@ -29,15 +30,11 @@ impl RemoteSim {
         let path = path.to_str().ok_or("temp path is not UTF-8")?;
         let (process, ready) = Process::start(binary, &["--config", path], START_TIMEOUT)?;
         Ok(RemoteSim {
-            process,
+            _process: process,
             ready,
             _dir: dir,
             http: reqwest::Client::new(),
         })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.process.id()
     }
 
     /// `rtsp://[user:pass@]127.0.0.1:PORT/{camera}/{stream}`.

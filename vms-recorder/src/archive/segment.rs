@@ -292,10 +292,6 @@ impl SegmentWriter {
         self.summary.content_len
     }
 
-    pub fn media_duration(&self) -> Duration90k {
-        Duration90k(self.summary.media_duration_90k)
-    }
-
     pub fn frames(&self) -> u32 {
         self.summary.frames
     }
