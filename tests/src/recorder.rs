@@ -30,6 +30,11 @@ pub struct RecorderDirs {
 impl RecorderDirs {
     /// Writes a config with `extra` appended (cameras, options).
     pub fn new(extra: &str) -> RecorderDirs {
+        RecorderDirs::with_storage_options(extra, "")
+    }
+
+    /// Writes a config with `extra` at the top level and `storage` in its storage root.
+    pub fn with_storage_options(extra: &str, storage_options: &str) -> RecorderDirs {
         let tmp = tempfile::tempdir().expect("temp dir");
         let data = tmp.path().join("data");
         let storage = tmp.path().join("storage");
@@ -37,7 +42,7 @@ impl RecorderDirs {
         let config = tmp.path().join("recorder.toml");
         let text = format!(
             "listen = \"127.0.0.1:0\"\ndata_dir = {data:?}\nadmin_token = \"{ADMIN_TOKEN}\"\n{extra}\n\
-             [[storage]]\npath = {storage:?}\n"
+             [[storage]]\npath = {storage:?}\n{storage_options}\n"
         );
         std::fs::write(&config, text).expect("config");
         RecorderDirs {

@@ -598,3 +598,160 @@ async fn every_simulator_fault_is_survived_and_recorded_with_its_reason() {
         assert_eq!(ffprobe_segment(&f).0, "", "{}", f.display());
     }
 }
+
+/// Reads one sample of a Prometheus text exposition.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name) && !l.starts_with('#'))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_quota_evicts_the_oldest_first_keeps_holds_and_never_stops_recording() {
+    const QUOTA: u64 = 3_000_000;
+    let sim = sim(
+        "[[camera]]\nname = \"q\"\n[[camera.streams]]\nwidth = 640\nheight = 360\nfps = 15\n\
+         gop_frames = 15\nbitrate_kbps = 1000\n",
+    );
+    let dirs = RecorderDirs::with_storage_options(
+        &format!(
+            "segment_secs = 10\n[retention.city]\nmin_age = \"1h\"\n{}",
+            camera_toml("q", &[("main", sim.url("q", "main", None))])
+        ),
+        &format!("quota_bytes = {QUOTA}\nheld_alert_percent = 10\n"),
+    );
+    let rec = RemoteRecorder::start(&dirs).expect("recorder starts");
+    let test_start = now();
+    let id = rec.cameras().await.unwrap().cameras[0].id.clone();
+    let listing = || async {
+        rec.recordings(&id, "main", &test_start.to_rfc3339(), &now().to_rfc3339())
+            .await
+            .unwrap()
+    };
+
+    // Bad holds are refused with the field named, and place nothing.
+    let holds_path = format!("/api/v1/cameras/{id}/holds");
+    let hold_body = |start: Time90k, end: Time90k, case: &str| {
+        serde_json::json!({"start": start.to_rfc3339(), "end": end.to_rfc3339(),
+            "case": case, "reason": "assault near the gate"})
+    };
+    let d = vms_core::time::Duration90k::from_secs(1);
+    for (path, body, status, says) in [
+        (
+            holds_path.clone(),
+            hold_body(now(), now() - d, "c-1"),
+            400,
+            "end",
+        ),
+        (
+            holds_path.clone(),
+            hold_body(now() - d, now(), ""),
+            400,
+            "case",
+        ),
+        (
+            "/api/v1/cameras/01ARZ3NDEKTSV4RRFFQ69G5FAV/holds".into(),
+            hold_body(now() - d, now(), "c-1"),
+            404,
+            "no camera",
+        ),
+    ] {
+        let r = rec
+            .request(reqwest::Method::POST, &path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status);
+        let text = r.text().await.unwrap();
+        assert!(text.contains(says), "{says:?} not in {text}");
+    }
+    let none: wire::Holds = rec.get("/api/v1/holds").await.unwrap();
+    assert!(none.holds.is_empty());
+
+    // Once the first segment is closed, hold a second of it.
+    let first = eventually(Duration::from_secs(40), || async {
+        let l = listing().await;
+        (l.ranges.first()?.segments >= 2).then(|| l.ranges[0].start.clone())
+    })
+    .await
+    .expect("a first segment closes");
+    let held_start = t(&first) + d;
+    let r = rec
+        .request(reqwest::Method::POST, &holds_path)
+        .json(&hold_body(held_start, held_start + d, "2026-0042"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let hold: wire::Hold = r.json().await.unwrap();
+    let files_at_hold = dirs.segment_files();
+    let held_file = files_at_hold[0].clone();
+
+    // The quota holds about two segments: the ones after the held one go, oldest first,
+    // while recording goes on.
+    let evicted = eventually(Duration::from_secs(90), || async {
+        let l = listing().await;
+        let gone = files_at_hold[1..].iter().filter(|f| !f.exists()).count();
+        (gone == files_at_hold.len() - 1 && l.gaps.iter().any(|g| g.reason == "evicted"))
+            .then_some(l)
+    })
+    .await
+    .unwrap_or_else(|| panic!("no eviction; files {:?}", dirs.segment_files()));
+    assert!(held_file.exists(), "the held segment stays");
+    assert_eq!(
+        t(&evicted.ranges[0].start),
+        t(&first),
+        "the held footage is still listed"
+    );
+    let reasons: Vec<&str> = evicted.gaps.iter().map(|g| g.reason.as_str()).collect();
+    assert_eq!(reasons, ["evicted"], "recording never stopped: {evicted:?}");
+    let last = evicted.ranges.last().unwrap();
+    assert!(
+        now() - t(&last.end) < vms_core::time::Duration90k::from_secs(3),
+        "footage is still being recorded: {last:?}"
+    );
+    let cam = rec.cameras().await.unwrap().cameras.remove(0);
+    assert!(cam.streams[0].status.connected);
+    assert_eq!(cam.streams[0].status.reconnects, 0);
+
+    // Usage stays near the quota: at most one segment's worth of growth between passes.
+    let metrics = rec
+        .request(reqwest::Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let used = metric(&metrics, "vms_storage_used_bytes").expect("used bytes metric");
+    assert!(used <= (QUOTA + 2_000_000) as f64, "{used} bytes used");
+
+    // Young footage was evicted (minimum age 1 h), and held footage is over 10 % of the quota.
+    let alerts: wire::Alerts = rec.get("/api/v1/alerts").await.unwrap();
+    let kinds: Vec<&str> = alerts.alerts.iter().map(|a| a.kind.as_str()).collect();
+    assert!(kinds.contains(&"min_age_breach"), "{alerts:?}");
+    assert!(kinds.contains(&"held_share"), "{alerts:?}");
+
+    // Released, the held footage goes too.
+    let r = rec
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/holds/{}", hold.id),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    eventually(Duration::from_secs(30), || async {
+        (!held_file.exists()).then_some(())
+    })
+    .await
+    .expect("the released segment is evicted");
+
+    rec.process
+        .terminate(Duration::from_secs(20))
+        .expect("clean stop");
+    dirs.verify_index().expect("index matches the files");
+}

@@ -78,6 +78,10 @@ ulid_id!(
     StorageRootId
 );
 ulid_id!(
+    /// An evidence hold on a range of a camera's footage.
+    HoldId
+);
+ulid_id!(
     /// A recording run: one uninterrupted session of one stream, continuous in media time.
     RunId
 );

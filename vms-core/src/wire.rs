@@ -129,6 +129,39 @@ pub struct Gap {
     pub reason: String,
 }
 
+/// `POST /api/v1/cameras/{id}/holds`: keep a range of a camera's footage as evidence.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct HoldRequest {
+    /// One stream; absent or null: every stream of the camera.
+    #[serde(default)]
+    pub stream: Option<String>,
+    pub start: String,
+    pub end: String,
+    /// Case number, 1 to 128 characters.
+    pub case: String,
+    /// Why, 1 to 1024 characters.
+    pub reason: String,
+}
+
+/// An evidence hold: the footage it covers is never evicted, even past the privacy cap.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Hold {
+    pub id: String,
+    pub camera: String,
+    pub stream: Option<String>,
+    pub start: String,
+    pub end: String,
+    pub case: String,
+    pub reason: String,
+    pub created: String,
+}
+
+/// `GET /api/v1/holds`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Holds {
+    pub holds: Vec<Hold>,
+}
+
 /// `GET /api/v1/alerts`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Alerts {
@@ -138,7 +171,7 @@ pub struct Alerts {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Alert {
     /// Stable kind: `stream_down`, `storage_root_missing`, `disk_full`, `min_age_breach`,
-    /// `clock_unsynchronized`, `index_rebuilt`.
+    /// `held_share`, `clock_unsynchronized`, `index_rebuilt`.
     pub kind: String,
     pub message: String,
     pub camera: Option<String>,

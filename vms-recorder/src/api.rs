@@ -9,17 +9,19 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use vms_core::gap::EndReason;
-use vms_core::id::CameraId;
+use vms_core::id::{CameraId, HoldId, StorageRootId};
 use vms_core::time::Time90k;
 use vms_core::wire;
 use vms_core::{Error, ErrorKind, err};
 
+use crate::archive::retention::Finding;
 use crate::cameras::{Camera, CameraSpec, StreamSpec, Transport};
 use crate::config::{CameraConfig, StreamConfig};
+use crate::holds::Hold;
 use crate::recording::Progress;
 use crate::service::{Service, leaves_gap};
 use crate::supervisor::Connection;
@@ -112,6 +114,9 @@ pub fn router(service: Arc<Service>) -> Router {
             get(get_camera).put(update_camera).delete(remove_camera),
         )
         .route("/api/v1/cameras/{id}/recordings", get(recordings))
+        .route("/api/v1/cameras/{id}/holds", post(place_hold))
+        .route("/api/v1/holds", get(list_holds))
+        .route("/api/v1/holds/{id}", delete(release_hold))
         .route("/api/v1/alerts", get(alerts))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(
@@ -343,7 +348,7 @@ async fn recordings(
                 continue;
             }
             if row.start > prev_end {
-                gaps.push(gap(prev_end, row.start, reason));
+                gaps.push(gap(prev_end, row.start, hole_reason(reason)));
             }
         }
         ranges.push(wire::RecordedRange {
@@ -382,7 +387,7 @@ async fn recordings(
                     if let Some((prev_end, reason)) = prev
                         && ostart > prev_end
                     {
-                        gaps.push(gap(prev_end, ostart, reason));
+                        gaps.push(gap(prev_end, ostart, hole_reason(reason)));
                     }
                     let quality = s.clocks.quality();
                     ranges.push(wire::RecordedRange {
@@ -416,6 +421,17 @@ async fn recordings(
         ranges,
         gaps,
     }))
+}
+
+/// Why there is nothing between a segment and the next one found: the first one's end
+/// reason, unless that reason continues the recording, in which case what came between was
+/// removed by retention.
+fn hole_reason(reason: EndReason) -> EndReason {
+    if leaves_gap(reason) {
+        reason
+    } else {
+        EndReason::Evicted
+    }
 }
 
 fn gap(start: Time90k, end: Time90k, reason: EndReason) -> wire::Gap {
@@ -466,32 +482,45 @@ async fn alerts(State(s): State<Arc<Service>>) -> ApiResult<Json<wire::Alerts>> 
             }
         }
     }
-    let used = s.used_bytes()?;
     for r in &s.roots {
-        match &r.state {
-            Err(e) => alert(
+        if let Err(e) = &r.state {
+            alert(
                 "storage_root_missing",
                 e.clone(),
                 None,
                 None,
                 Some(r.path.display().to_string()),
-            ),
-            Ok(id) => {
-                let used = used.get(id).copied().unwrap_or(0);
-                if r.quota_bytes.is_some_and(|q| used >= q) {
-                    alert(
-                        "disk_full",
-                        format!(
-                            "{used} bytes used of a {} byte quota",
-                            r.quota_bytes.unwrap_or(0)
-                        ),
-                        None,
-                        None,
-                        Some(r.path.display().to_string()),
-                    );
-                }
-            }
+            );
         }
+    }
+    let root_path = |id: StorageRootId| {
+        s.roots
+            .iter()
+            .find(|r| r.state.as_ref().ok() == Some(&id))
+            .map(|r| r.path.display().to_string())
+    };
+    for f in s.retention_findings() {
+        let (kind, root, camera) = f.subject();
+        let message = match &f {
+            Finding::DiskFull { message, .. } => message.clone(),
+            Finding::MinAgeBreach { age, min_age, .. } => format!(
+                "footage {:.0} s old was evicted for room; the minimum age is {:.0} s",
+                age.as_secs_f64(),
+                min_age.as_secs_f64()
+            ),
+            Finding::HeldShare {
+                held_bytes,
+                quota_bytes,
+                ..
+            } => format!("{held_bytes} bytes are held, of a {quota_bytes} byte quota"),
+        };
+        alert(
+            kind,
+            message,
+            camera.map(|(c, _)| c.to_string()),
+            camera.map(|(_, st)| st.to_owned()),
+            root_path(root),
+        );
     }
     if !s.clocks.quality().recorder_synced {
         alert(
@@ -506,6 +535,80 @@ async fn alerts(State(s): State<Arc<Service>>) -> ApiResult<Json<wire::Alerts>> 
         alert("index_rebuilt", why.clone(), None, None, None);
     }
     Ok(Json(wire::Alerts { alerts }))
+}
+
+fn hold_response(h: &Hold) -> wire::Hold {
+    wire::Hold {
+        id: h.id.to_string(),
+        camera: h.camera.to_string(),
+        stream: h.stream.clone(),
+        start: Time90k(h.start_90k).to_rfc3339(),
+        end: Time90k(h.end_90k).to_rfc3339(),
+        case: h.case.clone(),
+        reason: h.reason.clone(),
+        created: Time90k(h.created_90k).to_rfc3339(),
+    }
+}
+
+async fn place_hold(
+    State(s): State<Arc<Service>>,
+    Path(id): Path<String>,
+    body: Result<Json<wire::HoldRequest>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<wire::Hold>)> {
+    let camera = camera_id(&id)?;
+    let Json(req) = body.map_err(bad_json)?;
+    let hold = Hold {
+        id: HoldId::generate(),
+        camera,
+        stream: req.stream,
+        start_90k: Time90k::parse_rfc3339(&req.start)
+            .map_err(|e| e.context("start"))?
+            .0,
+        end_90k: Time90k::parse_rfc3339(&req.end)
+            .map_err(|e| e.context("end"))?
+            .0,
+        case: req.case,
+        reason: req.reason,
+        created_90k: s.clocks.realtime().0,
+    };
+    let response = hold_response(&hold);
+    s.place_hold(hold).await?;
+    tracing::info!(hold = %response.id, camera = %response.camera, case = %response.case, "hold placed");
+    Ok((StatusCode::CREATED, Json(response)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldsQuery {
+    camera: Option<String>,
+}
+
+async fn list_holds(
+    State(s): State<Arc<Service>>,
+    q: Result<Query<HoldsQuery>, QueryRejection>,
+) -> ApiResult<Json<wire::Holds>> {
+    let Query(q) = q.map_err(bad_query)?;
+    let camera = q.camera.as_deref().map(camera_id).transpose()?;
+    let holds = s
+        .holds
+        .list()
+        .iter()
+        .filter(|h| camera.is_none_or(|c| h.camera == c))
+        .map(hold_response)
+        .collect();
+    Ok(Json(wire::Holds { holds }))
+}
+
+async fn release_hold(
+    State(s): State<Arc<Service>>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id: HoldId = id
+        .parse()
+        .map_err(|_| ApiError::from(err!(NotFound, "no hold {id:?}")))?;
+    let hold = s.release_hold(id).await?;
+    tracing::info!(hold = %id, camera = %hold.camera, case = %hold.case, "hold released");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Escapes a Prometheus label value.
@@ -561,7 +664,6 @@ async fn metrics(State(s): State<Arc<Service>>) -> ApiResult<Response> {
             }
         }
     }
-    let used = s.used_bytes()?;
     for (name, help) in [
         ("vms_storage_used_bytes", "bytes of indexed footage"),
         ("vms_storage_quota_bytes", "configured quota"),
@@ -571,9 +673,9 @@ async fn metrics(State(s): State<Arc<Service>>) -> ApiResult<Response> {
         for r in &s.roots {
             let Ok(id) = &r.state else { continue };
             let value = match name {
-                "vms_storage_used_bytes" => Some(used.get(id).copied().unwrap_or(0)),
+                "vms_storage_used_bytes" => Some(s.index.used_bytes(*id)),
                 "vms_storage_quota_bytes" => r.quota_bytes,
-                _ => crate::archive::fs::free_bytes(&r.path),
+                _ => s.free_bytes(r),
             };
             if let Some(v) = value {
                 let _ = writeln!(

@@ -3,18 +3,19 @@
 //! segment files cannot hold. Credentials live only here and in memory; they are never logged.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use vms_core::id::CameraId;
 use vms_core::region::RegionCode;
-use vms_core::{Error, IoResultExt, bail, err};
+use vms_core::{Error, bail, err};
 
 use crate::archive::layout::check_stream_name;
+use crate::journal::Journal;
 
 /// The kind of camera; retention and conformance profiles are set per class.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CameraClass {
     City,
@@ -155,77 +156,9 @@ impl CameraSpec {
     }
 }
 
-/// The camera journal: the whole list, rewritten atomically (temporary file, fsync, rename,
-/// directory fsync) on every change. It is small; cameras change rarely.
-pub struct Journal {
-    path: PathBuf,
-}
-
-#[derive(Serialize, Deserialize)]
-struct JournalFile {
-    format: String,
-    cameras: Vec<Camera>,
-}
-
-const JOURNAL_FORMAT: &str = "vms-cameras/1";
-
-impl Journal {
-    pub fn new(data_dir: &Path) -> Journal {
-        Journal {
-            path: data_dir.join("cameras.json"),
-        }
-    }
-
-    pub fn load(&self) -> Result<Vec<Camera>, Error> {
-        let bytes = match std::fs::read(&self.path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e).io_context(|| format!("reading {}", self.path.display())),
-        };
-        let file: JournalFile = serde_json::from_slice(&bytes)
-            .map_err(|e| err!(DataLoss, "camera journal {}: {e}", self.path.display()))?;
-        if file.format != JOURNAL_FORMAT {
-            bail!(
-                DataLoss,
-                "camera journal {}: format {:?}",
-                self.path.display(),
-                file.format
-            );
-        }
-        Ok(file.cameras)
-    }
-
-    pub fn save(&self, cameras: &[Camera]) -> Result<(), Error> {
-        let file = JournalFile {
-            format: JOURNAL_FORMAT.into(),
-            cameras: cameras.to_vec(),
-        };
-        let bytes = serde_json::to_vec_pretty(&file).expect("journal serialises");
-        write_atomically(&self.path, &bytes)
-    }
-}
-
-/// Replaces a small file so that a crash leaves either the old or the new content.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let ctx = || format!("writing {}", path.display());
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .io_context(ctx)?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .io_context(ctx)?;
-    std::fs::rename(&tmp, path).io_context(ctx)?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .io_context(ctx)
+/// The camera journal of a data directory.
+pub fn journal(data_dir: &Path) -> Journal<Camera> {
+    Journal::new(data_dir.join("cameras.json"), "vms-cameras/1", "cameras")
 }
 
 #[cfg(test)]
@@ -251,7 +184,7 @@ mod tests {
     #[test]
     fn journal_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let j = Journal::new(dir.path());
+        let j = journal(dir.path());
         assert!(j.load().unwrap().is_empty());
         let cams = vec![Camera {
             id: CameraId::generate(),

@@ -1,14 +1,17 @@
 //! The recorder's TOML configuration (`vms-recorder run --config FILE.toml`): parsed with
 //! unknown fields rejected, validated at start-up, every error naming its field.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use vms_core::id::RecorderId;
 use vms_core::region::RegionCode;
+use vms_core::time::Duration90k;
 use vms_core::{Error, err};
 
+use crate::archive::retention::Policy;
 use crate::cameras::{CameraClass, CameraSpec, StreamSpec, Transport};
 
 /// The whole file.
@@ -37,6 +40,9 @@ pub struct Config {
     /// Storage roots, at least one. Default: none (an error).
     #[serde(default)]
     pub storage: Vec<StorageConfig>,
+    /// How long footage is kept, per camera class. Default: no age limits (quota only).
+    #[serde(default)]
+    pub retention: RetentionConfig,
     /// Cameras to have from the start; matched by `name` with the camera journal. Default: none.
     #[serde(default, rename = "camera")]
     pub cameras: Vec<CameraConfig>,
@@ -51,6 +57,95 @@ pub struct StorageConfig {
     /// Most bytes of footage kept here. Default: none (the disk's size).
     #[serde(default)]
     pub quota_bytes: Option<u64>,
+    /// Free space to keep on the file system; below it the oldest footage is evicted, with an
+    /// alert. Default 1 GiB.
+    #[serde(default = "default_reserve_bytes")]
+    pub reserve_bytes: u64,
+    /// Percentage of the quota that held footage may take before it raises an alert, 1..=100.
+    /// Default 50.
+    #[serde(default = "default_held_alert_percent")]
+    pub held_alert_percent: u8,
+}
+
+/// `[retention.city]`, `[retention.safe_yard]`, `[retention.traffic]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    #[serde(default)]
+    pub city: ClassRetention,
+    #[serde(default)]
+    pub safe_yard: ClassRetention,
+    #[serde(default)]
+    pub traffic: ClassRetention,
+}
+
+/// Ages are a number and a unit: `90s`, `45m`, `12h`, `30d`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassRetention {
+    /// The privacy cap: older footage is removed unless an evidence hold covers it.
+    #[serde(default)]
+    pub max_age: Option<String>,
+    /// Footage evicted for room while younger than this raises an alert.
+    #[serde(default)]
+    pub min_age: Option<String>,
+}
+
+/// Parses an age such as `30d`.
+fn parse_age(s: &str) -> Result<Duration90k, Error> {
+    let bad = || {
+        err!(
+            InvalidArgument,
+            "{s:?} is not a number followed by s, m, h or d"
+        )
+    };
+    let unit = s.chars().last().ok_or_else(bad)?;
+    let n: i64 = s[..s.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
+    let secs_per = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return Err(bad()),
+    };
+    // Up to a hundred years.
+    if !(1..=36_500 * 86_400 / secs_per).contains(&n) {
+        return Err(err!(InvalidArgument, "{s:?} is out of range"));
+    }
+    Ok(Duration90k::from_secs(n * secs_per))
+}
+
+impl RetentionConfig {
+    /// The policy of each camera class.
+    pub fn policies(&self) -> Result<BTreeMap<CameraClass, Policy>, Error> {
+        let mut out = BTreeMap::new();
+        for (class, name, c) in [
+            (CameraClass::City, "city", &self.city),
+            (CameraClass::SafeYard, "safe_yard", &self.safe_yard),
+            (CameraClass::Traffic, "traffic", &self.traffic),
+        ] {
+            let age = |field: &str, v: &Option<String>| {
+                v.as_deref()
+                    .map(parse_age)
+                    .transpose()
+                    .map_err(|e| e.context(format!("retention.{name}.{field}")))
+            };
+            let policy = Policy {
+                max_age: age("max_age", &c.max_age)?,
+                min_age: age("min_age", &c.min_age)?,
+            };
+            if let (Some(max), Some(min)) = (policy.max_age, policy.min_age)
+                && min > max
+            {
+                return Err(err!(
+                    InvalidArgument,
+                    "retention.{name}.min_age: longer than max_age"
+                ));
+            }
+            out.insert(class, policy);
+        }
+        Ok(out)
+    }
 }
 
 /// A camera declared in the file.
@@ -87,6 +182,12 @@ fn default_segment_secs() -> u32 {
 }
 fn default_stall_secs() -> u32 {
     10
+}
+fn default_reserve_bytes() -> u64 {
+    1 << 30
+}
+fn default_held_alert_percent() -> u8 {
+    50
 }
 
 impl Config {
@@ -136,7 +237,15 @@ impl Config {
                     "storage[{i}].quota_bytes: must be positive"
                 ));
             }
+            if !(1..=100).contains(&s.held_alert_percent) {
+                return Err(err!(
+                    InvalidArgument,
+                    "storage[{i}].held_alert_percent: {} is outside 1..=100",
+                    s.held_alert_percent
+                ));
+            }
         }
+        self.retention.policies()?;
         for (i, c) in self.cameras.iter().enumerate() {
             c.to_spec().map_err(|e| e.context(format!("camera[{i}]")))?;
         }
@@ -214,6 +323,27 @@ mod tests {
             c.cameras[0].to_spec().unwrap().streams[0].transport,
             Transport::Tcp
         );
+        assert_eq!(c.storage[0].reserve_bytes, 1 << 30);
+        assert!(
+            c.retention
+                .policies()
+                .unwrap()
+                .values()
+                .all(|p| *p == Policy::default())
+        );
+    }
+
+    #[test]
+    fn ages() {
+        assert_eq!(
+            parse_age("30d").unwrap(),
+            Duration90k::from_secs(30 * 86_400)
+        );
+        assert_eq!(parse_age("90s").unwrap(), Duration90k::from_secs(90));
+        assert_eq!(parse_age("2h").unwrap(), Duration90k::from_secs(7200));
+        for bad in ["", "d", "10", "-1d", "0s", "1.5h", "1 d", "99999999d", "5ч"] {
+            assert!(parse_age(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
@@ -230,6 +360,22 @@ mod tests {
             (GOOD.replace("/srv/a", "relative"), "storage[0].path"),
             (format!("{GOOD}\nbogus = 1\n"), "unknown field"),
             (GOOD.replace("data_dir = \"/var/lib/vms\"", ""), "data_dir"),
+            (
+                format!("{GOOD}\n[retention.city]\nmax_age = \"30x\"\n"),
+                "retention.city.max_age",
+            ),
+            (
+                format!("{GOOD}\n[retention.traffic]\nmax_age = \"1d\"\nmin_age = \"2d\"\n"),
+                "retention.traffic.min_age",
+            ),
+            (format!("{GOOD}\n[retention.zoo]\n"), "unknown field"),
+            (
+                GOOD.replace(
+                    "path = \"/srv/a\"",
+                    "path = \"/srv/a\"\nheld_alert_percent = 0",
+                ),
+                "storage[0].held_alert_percent",
+            ),
         ];
         for (text, want) in cases {
             let e = Config::parse(&text).unwrap_err().to_string();

@@ -42,6 +42,8 @@ pub struct Target {
     pub camera: CameraId,
     pub stream: String,
     pub segment_duration: Duration90k,
+    /// Woken whenever a segment closes or a write fails: retention then checks for room.
+    pub retention: Arc<tokio::sync::Notify>,
 }
 
 /// What a recording shows of itself while it runs (for status, metrics and serving).
@@ -56,6 +58,9 @@ pub struct Progress {
     pub last_frame: Option<Instant>,
     /// The open segment: its start, run and durable frames.
     pub open_segment: Option<(Time90k, RunId, u64)>,
+    /// Media bytes written to the open segment (it counts against the quota before it has a
+    /// row).
+    pub open_bytes: u64,
     /// Wall time up to which footage is durable in the open segment.
     pub durable_until: Option<Time90k>,
     /// Wall time and reason of the end of the last segment, while no segment is open.
@@ -331,6 +336,7 @@ impl Recording {
         let mut p = lock(&self.progress);
         p.gap_since = None;
         p.open_segment = Some((start, run_id, 0));
+        p.open_bytes = 0;
         p.durable_until = Some(start);
         Ok(())
     }
@@ -400,6 +406,9 @@ impl Recording {
         .map_err(|e| err!(Internal, "write task: {e}"))?;
         let (open, r) = result;
         self.open = Some(open);
+        if r.is_err() {
+            self.target.retention.notify_one();
+        }
         r?;
         let mut p = lock(&self.progress);
         p.frames_total += frame_count;
@@ -407,6 +416,7 @@ impl Recording {
             *frames += frame_count;
         }
         p.bytes_total += bytes;
+        p.open_bytes += bytes;
         p.durable_until = Some(end_wall);
         p.last_write_lag_secs = (self.clocks.monotonic() - arrived).as_secs_f64();
         Ok(())
@@ -451,6 +461,7 @@ impl Recording {
         let mut p = lock(&self.progress);
         p.durable_until = None;
         p.open_segment = None;
+        p.open_bytes = 0;
         if closed.is_err() || (reason != EndReason::Rotated && reason != EndReason::CodecChange) {
             p.gap_since = Some((
                 self.last_end,
@@ -462,6 +473,7 @@ impl Recording {
             ));
         }
         drop(p);
+        self.target.retention.notify_one();
         let summary = closed?;
         tracing::debug!(camera = %self.target.camera, stream = %self.target.stream, %reason,
             frames = summary.frames, "segment closed");
@@ -540,12 +552,13 @@ pub(crate) mod tests {
             camera: CameraId::generate(),
             stream: "main".into(),
             segment_duration: Duration90k::from_secs(4),
+            retention: Arc::default(),
         }
     }
 
     /// Feeds `n` frames at 15 fps with a keyframe every `gop`, from timestamp `ts0`. A camera
     /// sends its parameters once: pass `p` only for the first frame of a session.
-    async fn feed(
+    pub async fn feed(
         r: &mut Recording,
         clocks: &FakeClocks,
         ts0: i64,

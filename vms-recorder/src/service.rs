@@ -1,31 +1,42 @@
 //! The running recorder: its data directory (id, index, journals), its storage roots, its
 //! cameras and their supervised stream tasks, and the questions the API asks of them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use vms_core::gap::EndReason;
-use vms_core::id::{CameraId, RecorderId, StorageRootId};
+use vms_core::id::{CameraId, HoldId, RecorderId, StorageRootId};
 use vms_core::time::{Duration90k, Time90k};
 use vms_core::{Error, IoResultExt, bail, err};
 
 use crate::archive::fs::{ArchiveFs, RealFs};
 use crate::archive::index::{Index, SegmentRow};
+use crate::archive::retention::{Finding, Outcome, Pass, Policy, RootBudget};
 use crate::archive::{layout, recovery};
-use crate::cameras::{Camera, CameraSpec, Journal, write_atomically};
+use crate::cameras::{self, Camera, CameraClass, CameraSpec};
 use crate::clock::{Clocks, RealClocks};
 use crate::config::Config;
+use crate::holds::{Hold, Holds};
 use crate::ingest::Source;
+use crate::journal::{Journal, write_atomically};
 use crate::recording::{Progress, Recording, Target};
 use crate::supervisor::{self, Connection, lock};
+
+/// How often retention runs when nothing wakes it sooner.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(10);
+/// How long an alert raised by a retention event (an eviction for free space, a minimum-age
+/// breach) stays active after it last happened.
+pub const RETENTION_ALERT_LINGER: Duration = Duration::from_secs(3600);
 
 /// A storage root as configured, and whether it may be written.
 pub struct Root {
     pub path: PathBuf,
     pub quota_bytes: Option<u64>,
+    pub reserve_bytes: u64,
+    pub held_alert_share: f64,
     /// `Err` says why the root is unusable (missing, foreign, swapped).
     pub state: Result<StorageRootId, String>,
 }
@@ -33,6 +44,7 @@ pub struct Root {
 /// A stream being recorded.
 pub struct StreamTask {
     pub name: String,
+    root: StorageRootId,
     pub progress: Arc<Mutex<Progress>>,
     pub conn: Arc<Mutex<Connection>>,
     stop: watch::Sender<bool>,
@@ -53,8 +65,15 @@ pub struct Service {
     pub clocks: Arc<dyn Clocks>,
     /// Set when the index would not open and was rebuilt from the files at start-up.
     pub index_rebuilt: Option<String>,
+    pub holds: Holds,
     fs: Arc<dyn ArchiveFs>,
-    journal: Journal,
+    policies: BTreeMap<CameraClass, Policy>,
+    /// Wakes the retention task early (a segment closed, a write failed, a hold went).
+    retention: Arc<Notify>,
+    /// What retention found, and when it last found it.
+    findings: Mutex<Vec<(Instant, Finding)>>,
+    stopping: watch::Sender<bool>,
+    journal: Journal<Camera>,
     segment_duration: Duration90k,
     stall_timeout: Duration,
     cameras: tokio::sync::Mutex<BTreeMap<CameraId, CameraEntry>>,
@@ -138,6 +157,8 @@ fn open_roots(config: &Config, fs: &dyn ArchiveFs, id: RecorderId) -> Result<Vec
         roots.push(Root {
             path: s.path.clone(),
             quota_bytes: s.quota_bytes,
+            reserve_bytes: s.reserve_bytes,
+            held_alert_share: f64::from(s.held_alert_percent) / 100.0,
             state,
         });
     }
@@ -220,7 +241,7 @@ impl Service {
         .map_err(|e| err!(Internal, "recovery task: {e}"))??;
         tracing::info!(?report, "archive recovered");
 
-        let journal = Journal::new(&config.data_dir);
+        let journal = cameras::journal(&config.data_dir);
         let mut cameras = journal.load()?;
         // Cameras of the config file join the journal once, matched by name; the journal wins.
         let mut added = false;
@@ -237,6 +258,7 @@ impl Service {
         if added {
             journal.save(&cameras)?;
         }
+        let holds = Holds::open(&config.data_dir)?;
         let service = Arc::new(Service {
             id,
             admin_token: config.admin_token.clone(),
@@ -244,7 +266,12 @@ impl Service {
             roots,
             clocks: Arc::new(RealClocks),
             index_rebuilt,
+            holds,
             fs,
+            policies: config.retention.policies()?,
+            retention: Arc::default(),
+            findings: Mutex::default(),
+            stopping: watch::Sender::new(false),
             journal,
             segment_duration: Duration90k::from_secs(i64::from(config.segment_secs)),
             stall_timeout: Duration::from_secs(u64::from(config.stall_timeout_secs)),
@@ -257,7 +284,160 @@ impl Service {
                 map.insert(camera.id, CameraEntry { camera, tasks });
             }
         }
+        service.spawn_retention();
         Ok(service)
+    }
+
+    /// Runs retention every [`RETENTION_INTERVAL`], and whenever it is woken.
+    fn spawn_retention(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let kick = self.retention.clone();
+        let mut stop = self.stopping.subscribe();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = kick.notified() => {}
+                    () = tokio::time::sleep(RETENTION_INTERVAL) => {}
+                    _ = stop.changed() => break,
+                }
+                let Some(s) = weak.upgrade() else { break };
+                let (classes, open) = s.retention_inputs().await;
+                let pass = tokio::task::spawn_blocking(move || {
+                    let r = s.retention_pass(&classes, &open);
+                    (s, r)
+                })
+                .await;
+                match pass {
+                    Ok((s, Ok(outcome))) => s.note_findings(outcome.findings),
+                    Ok((_, Err(e))) => tracing::error!(err = %e, "retention pass failed"),
+                    Err(e) => tracing::error!(err = %e, "retention task failed"),
+                }
+            }
+        });
+    }
+
+    /// The class of each camera, and the bytes of open segments per root.
+    async fn retention_inputs(
+        &self,
+    ) -> (HashMap<CameraId, CameraClass>, HashMap<StorageRootId, u64>) {
+        let map = self.cameras.lock().await;
+        let mut open = HashMap::new();
+        for t in map.values().flat_map(|e| &e.tasks) {
+            *open.entry(t.root).or_insert(0) += lock(&t.progress).open_bytes;
+        }
+        let classes = map
+            .iter()
+            .map(|(id, e)| (*id, e.camera.spec.class))
+            .collect();
+        (classes, open)
+    }
+
+    /// One retention pass. Footage of a camera no longer configured follows the strictest
+    /// privacy cap of any class.
+    fn retention_pass(
+        &self,
+        classes: &HashMap<CameraId, CameraClass>,
+        open: &HashMap<StorageRootId, u64>,
+    ) -> Result<Outcome, Error> {
+        let strictest = Policy {
+            max_age: self.policies.values().filter_map(|p| p.max_age).min(),
+            min_age: None,
+        };
+        let policy = |c: CameraId| {
+            classes
+                .get(&c)
+                .and_then(|k| self.policies.get(k))
+                .copied()
+                .unwrap_or(strictest)
+        };
+        let budgets: Vec<RootBudget<'_>> = self
+            .roots
+            .iter()
+            .filter_map(|r| {
+                let id = *r.state.as_ref().ok()?;
+                Some(RootBudget {
+                    id,
+                    path: &r.path,
+                    quota_bytes: r.quota_bytes,
+                    reserve_bytes: r.reserve_bytes,
+                    open_bytes: open.get(&id).copied().unwrap_or(0),
+                    held_alert_share: r.held_alert_share,
+                })
+            })
+            .collect();
+        let holds = self.holds.list();
+        let outcome = Pass {
+            fs: self.fs.as_ref(),
+            index: &self.index,
+            holds: &holds,
+            policy: &policy,
+            now: self.clocks.realtime(),
+        }
+        .run(&budgets)?;
+        if outcome.expired + outcome.evicted > 0 {
+            tracing::info!(
+                expired = outcome.expired,
+                evicted = outcome.evicted,
+                bytes = outcome.bytes_removed,
+                "retention removed footage"
+            );
+        }
+        Ok(outcome)
+    }
+
+    /// Keeps what a pass found: a held-share finding stands for the latest pass only, the
+    /// others for [`RETENTION_ALERT_LINGER`] after they last happened.
+    fn note_findings(&self, found: Vec<Finding>) {
+        let now = Instant::now();
+        let mut findings = lock(&self.findings);
+        findings.retain(|(t, f)| {
+            !matches!(f, Finding::HeldShare { .. })
+                && now.duration_since(*t) < RETENTION_ALERT_LINGER
+        });
+        for f in found {
+            findings.retain(|(_, g)| g.subject() != f.subject());
+            findings.push((now, f));
+        }
+    }
+
+    /// What retention found that still stands.
+    pub fn retention_findings(&self) -> Vec<Finding> {
+        lock(&self.findings)
+            .iter()
+            .map(|(_, f)| f.clone())
+            .collect()
+    }
+
+    /// Bytes free on a root's file system.
+    pub fn free_bytes(&self, root: &Root) -> Option<u64> {
+        self.fs.free_bytes(&root.path)
+    }
+
+    /// Whether the recorder has the camera, or footage of it.
+    pub async fn knows_camera(&self, id: CameraId) -> Result<bool, Error> {
+        Ok(self.cameras.lock().await.contains_key(&id)
+            || self.index.streams()?.iter().any(|(c, _)| *c == id))
+    }
+
+    /// Places an evidence hold, durably.
+    pub async fn place_hold(self: &Arc<Self>, hold: Hold) -> Result<(), Error> {
+        if !self.knows_camera(hold.camera).await? {
+            bail!(NotFound, "no camera {}", hold.camera);
+        }
+        let s = self.clone();
+        tokio::task::spawn_blocking(move || s.holds.place(hold))
+            .await
+            .map_err(|e| err!(Internal, "hold task: {e}"))?
+    }
+
+    /// Releases an evidence hold, durably; retention may then remove what it kept.
+    pub async fn release_hold(self: &Arc<Self>, id: HoldId) -> Result<Hold, Error> {
+        let s = self.clone();
+        let hold = tokio::task::spawn_blocking(move || s.holds.release(id))
+            .await
+            .map_err(|e| err!(Internal, "hold task: {e}"))??;
+        self.retention.notify_one();
+        Ok(hold)
     }
 
     fn start_streams(&self, camera: &Camera) -> Result<Vec<StreamTask>, Error> {
@@ -282,6 +462,7 @@ impl Service {
                 camera: camera.id,
                 stream: s.name.clone(),
                 segment_duration: self.segment_duration,
+                retention: self.retention.clone(),
             };
             let progress = Arc::new(Mutex::new(Progress::default()));
             let conn = Arc::new(Mutex::new(Connection::default()));
@@ -298,6 +479,7 @@ impl Service {
                 supervisor::spawn(rec, source, self.stall_timeout, conn.clone(), stop_rx, span);
             tasks.push(StreamTask {
                 name: s.name.clone(),
+                root,
                 progress,
                 conn,
                 stop,
@@ -318,6 +500,7 @@ impl Service {
 
     /// Stops every stream; each closes its segment with `recorder_stopped`.
     pub async fn shutdown(&self) {
+        self.stopping.send_replace(true);
         let entries: Vec<CameraEntry> = std::mem::take(&mut *self.cameras.lock().await)
             .into_values()
             .collect();
@@ -443,16 +626,6 @@ impl Service {
         id: CameraId,
     ) -> Option<(Camera, Vec<(String, Progress, Connection)>)> {
         self.cameras().await.into_iter().find(|(c, _)| c.id == id)
-    }
-
-    /// Bytes of footage indexed per root.
-    pub fn used_bytes(&self) -> Result<BTreeMap<StorageRootId, u64>, Error> {
-        let mut used = BTreeMap::new();
-        for row in self.index.all() {
-            let row = row?;
-            *used.entry(row.root).or_insert(0) += row.size_bytes;
-        }
-        Ok(used)
     }
 }
 

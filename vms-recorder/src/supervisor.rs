@@ -79,7 +79,9 @@ pub async fn run(
             break;
         }
         tracing::warn!(%reason, err = %message, "stream down; will reconnect");
-        if started.elapsed() >= HEALTHY_SESSION {
+        // A disk error is cured by retention making room (it has been woken), not by
+        // waiting on the camera.
+        if started.elapsed() >= HEALTHY_SESSION || reason == EndReason::DiskError {
             backoff = Duration::from_secs(1);
         }
         let delay = backoff.mul_f64(rand::rng().random_range(0.5..1.0));

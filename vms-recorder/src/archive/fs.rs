@@ -30,6 +30,8 @@ pub trait ArchiveFs: Send + Sync + 'static {
     /// Names of the entries of a directory, with whether each is a directory.
     fn list_dir(&self, path: &Path) -> io::Result<Vec<(String, bool)>>;
     fn exists(&self, path: &Path) -> bool;
+    /// Bytes an unprivileged writer may still write on the file system holding `path`.
+    fn free_bytes(&self, path: &Path) -> Option<u64>;
 }
 
 /// The real file system.
@@ -86,10 +88,12 @@ impl ArchiveFs for RealFs {
     fn exists(&self, path: &Path) -> bool {
         path.exists()
     }
+    fn free_bytes(&self, path: &Path) -> Option<u64> {
+        statvfs_free(path)
+    }
 }
 
-/// Free bytes on the file system holding `path`, for an unprivileged writer.
-pub fn free_bytes(path: &Path) -> Option<u64> {
+fn statvfs_free(path: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     // SAFETY: `struct statvfs` is plain old data, so all-zero is a valid value to overwrite.
@@ -121,6 +125,14 @@ struct SimState {
     writes_left: Option<u64>,
     /// The power is off: every operation fails until [`SimFs::crash`].
     dead: bool,
+    /// Size of the disk: a write past it fails with `StorageFull`, as on a full disk.
+    capacity: Option<u64>,
+}
+
+impl SimState {
+    fn used(&self) -> u64 {
+        self.files.values().map(|f| f.data.len() as u64).sum()
+    }
 }
 
 fn power_lost() -> io::Error {
@@ -187,6 +199,11 @@ impl SimFs {
         s.durable_entries = durable;
     }
 
+    /// Gives the disk a size; writes past it fail as on a full disk.
+    pub fn set_capacity(&self, bytes: u64) {
+        self.state().capacity = Some(bytes);
+    }
+
     /// Marks a path (and its ancestors) as existing and durable: the state before a test.
     pub fn preexisting_dir(&self, path: &Path) {
         let mut s = self.state();
@@ -211,6 +228,9 @@ impl ArchiveFile for SimHandle {
             }
             Some(n) => s.writes_left = Some(n - 1),
             None => {}
+        }
+        if s.capacity.is_some_and(|c| s.used() + len as u64 > c) {
+            return Err(io::ErrorKind::StorageFull.into());
         }
         let dead = s.dead;
         let f = s.files.get_mut(&self.path).ok_or(io::ErrorKind::NotFound)?;
@@ -333,6 +353,10 @@ impl ArchiveFs for SimFs {
     fn exists(&self, path: &Path) -> bool {
         let s = self.state();
         s.files.contains_key(path) || s.dirs.contains_key(path)
+    }
+    fn free_bytes(&self, _path: &Path) -> Option<u64> {
+        let s = self.state();
+        s.capacity.map(|c| c.saturating_sub(s.used()))
     }
 }
 

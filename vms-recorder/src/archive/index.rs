@@ -3,8 +3,10 @@
 //! own so that listings stay small. The index is a cache of the files: rows are written only
 //! after their bytes are durable, and the whole index can be rebuilt from the files.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
@@ -144,6 +146,15 @@ pub struct Index {
     db: sled::Db,
     segments: sled::Tree,
     frame_tables: sled::Tree,
+    /// Bytes of footage per storage root: counted once at open, then kept by `put` and
+    /// `remove`, so that retention and metrics never scan the rows.
+    usage: Arc<Mutex<HashMap<StorageRootId, u64>>>,
+}
+
+/// Root and size of a stored row, for the usage counters.
+fn root_and_size(v: &[u8]) -> Option<(StorageRootId, u64)> {
+    let s: StoredRow = postcard::from_bytes(v).ok()?;
+    Some((StorageRootId::from_bytes(s.root), s.size_bytes))
 }
 
 impl Index {
@@ -166,11 +177,42 @@ impl Index {
                 "index schema {v:?}, this build reads {INDEX_SCHEMA_VERSION}"
             ),
         }
-        Ok(Index {
+        let index = Index {
             segments: db.open_tree(SEGMENTS).map_err(db_err)?,
             frame_tables: db.open_tree(FRAME_TABLES).map_err(db_err)?,
             db,
-        })
+            usage: Arc::default(),
+        };
+        // Every row is decoded once: a row this build cannot read fails the open, and the
+        // caller rebuilds the index from the files rather than serve around a hole.
+        let mut usage = HashMap::new();
+        for row in index.all() {
+            let row = row.map_err(|e| e.context(format!("index at {}", dir.display())))?;
+            *usage.entry(row.root).or_insert(0) += row.size_bytes;
+        }
+        *index.usage() = usage;
+        Ok(index)
+    }
+
+    fn usage(&self) -> std::sync::MutexGuard<'_, HashMap<StorageRootId, u64>> {
+        self.usage.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bytes of indexed footage in a storage root.
+    pub fn used_bytes(&self, root: StorageRootId) -> u64 {
+        self.usage().get(&root).copied().unwrap_or(0)
+    }
+
+    /// Moves the usage counters from a replaced or removed row to a new one.
+    fn account(&self, old: Option<&[u8]>, new: Option<(StorageRootId, u64)>) {
+        let mut usage = self.usage();
+        if let Some((root, size)) = old.and_then(root_and_size) {
+            let u = usage.entry(root).or_insert(0);
+            *u = u.saturating_sub(size);
+        }
+        if let Some((root, size)) = new {
+            *usage.entry(root).or_insert(0) += size;
+        }
     }
 
     /// Adds (or replaces) a segment's row and frame table. Only call once the segment's bytes
@@ -200,26 +242,32 @@ impl Index {
         };
         let value =
             postcard::to_stdvec(&stored).map_err(|e| err!(Internal, "encoding row: {e}"))?;
-        (&self.segments, &self.frame_tables)
+        let old = (&self.segments, &self.frame_tables)
             .transaction(|(segments, tables)| {
-                segments.insert(k.as_slice(), value.as_slice())?;
+                let old = segments.insert(k.as_slice(), value.as_slice())?;
                 tables.insert(k.as_slice(), summary.frame_table.as_slice())?;
-                Ok(())
+                Ok(old)
             })
-            .map_err(|e: sled::transaction::TransactionError| err!(Unavailable, "index write: {e}"))
+            .map_err(|e: sled::transaction::TransactionError| {
+                err!(Unavailable, "index write: {e}")
+            })?;
+        self.account(old.as_deref(), Some((root, summary.content_len)));
+        Ok(())
     }
 
     pub fn remove(&self, camera: CameraId, stream: &str, start: Time90k) -> Result<(), Error> {
         let k = key(camera, stream, start);
-        (&self.segments, &self.frame_tables)
+        let old = (&self.segments, &self.frame_tables)
             .transaction(|(segments, tables)| {
-                segments.remove(k.as_slice())?;
+                let old = segments.remove(k.as_slice())?;
                 tables.remove(k.as_slice())?;
-                Ok(())
+                Ok(old)
             })
             .map_err(|e: sled::transaction::TransactionError| {
                 err!(Unavailable, "index remove: {e}")
-            })
+            })?;
+        self.account(old.as_deref(), None);
+        Ok(())
     }
 
     fn decode(k: &[u8], v: &[u8]) -> Result<SegmentRow, Error> {
@@ -279,6 +327,32 @@ impl Index {
         for kv in self.segments.range(from.as_slice()..to.as_slice()) {
             let (k, v) = kv.map_err(db_err)?;
             out.push(Self::decode(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// A stream's rows from the oldest on, read lazily.
+    pub fn rows(
+        &self,
+        camera: CameraId,
+        stream: &str,
+    ) -> impl Iterator<Item = Result<SegmentRow, Error>> + use<> {
+        self.segments
+            .scan_prefix(stream_prefix(camera, stream))
+            .map(|kv| kv.map_err(db_err).and_then(|(k, v)| Self::decode(&k, &v)))
+    }
+
+    /// Every stream with at least one row: one seek per stream, not a scan of the rows.
+    pub fn streams(&self) -> Result<Vec<(CameraId, String)>, Error> {
+        let mut out = Vec::new();
+        let mut from = Vec::new();
+        while let Some(kv) = self.segments.range(from.as_slice()..).next() {
+            let (k, _) = kv.map_err(db_err)?;
+            let (camera, stream, _) = decode_key(&k).ok_or_else(|| corrupt("bad key"))?;
+            // The next stream's keys start after this one's largest possible key.
+            from = key(camera, &stream, Time90k::MAX);
+            from.push(0);
+            out.push((camera, stream));
         }
         Ok(out)
     }

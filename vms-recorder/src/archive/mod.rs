@@ -6,4 +6,5 @@ pub mod index;
 pub mod layout;
 pub mod mp4;
 pub mod recovery;
+pub mod retention;
 pub mod segment;
