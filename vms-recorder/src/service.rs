@@ -191,6 +191,14 @@ pub fn reindex(config: &Config, verify: bool) -> Result<String, Error> {
     let _ = std::fs::remove_dir_all(&scratch);
     let rebuilt = Index::open(&scratch)?;
     let report = recovery::recover(&RealFs, &rebuilt, &usable, true)?;
+    if !report.unreadable_roots.is_empty() || report.unreadable_files > 0 {
+        bail!(
+            Unavailable,
+            "cannot read every segment file ({} roots and {} files unreadable; see the log)",
+            report.unreadable_roots.len(),
+            report.unreadable_files
+        );
+    }
     let summary = format!(
         "{} segments indexed, {} cut short, {} orphans removed",
         report.indexed, report.truncated, report.removed_orphans

@@ -484,6 +484,53 @@ mod tests {
         index.remove(cam, "main", Time90k(2000)).unwrap();
         assert_eq!(starts(2000..3000), Vec::<i64>::new());
         assert_eq!(index.all().count(), 7);
+
+        // Streams are found by seeking, and usage follows puts, replacements and removals.
+        let mut streams = index.streams().unwrap();
+        streams.sort();
+        let mut want = vec![
+            (cam, "main".to_owned()),
+            (cam, "sub".into()),
+            (other, "main".into()),
+        ];
+        want.sort();
+        assert_eq!(streams, want);
+        let row_bytes = summary(cam, "main", 0, 1000).content_len;
+        assert_eq!(index.used_bytes(root), 7 * row_bytes);
+        index.put(root, &summary(cam, "main", 0, 1000)).unwrap();
+        assert_eq!(
+            index.used_bytes(root),
+            7 * row_bytes,
+            "a replaced row counts once"
+        );
+        let rows: Vec<i64> = index
+            .rows(cam, "main")
+            .map(|r| r.unwrap().start.0)
+            .collect();
+        assert_eq!(rows, [-5000, 0, 1000, 3000, 4000]);
+        drop(index);
+        assert_eq!(
+            Index::open(dir.path()).unwrap().used_bytes(root),
+            7 * row_bytes
+        );
+    }
+
+    #[test]
+    fn an_unreadable_row_fails_the_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path()).unwrap();
+        let cam = CameraId::generate();
+        index
+            .put(StorageRootId::generate(), &summary(cam, "main", 0, 1000))
+            .unwrap();
+        index
+            .segments
+            .insert(key(cam, "main", Time90k(5000)), b"garbage".as_slice())
+            .unwrap();
+        index.flush().unwrap();
+        drop(index);
+        let e = Index::open(dir.path()).err().expect("the open fails");
+        assert_eq!(e.kind(), vms_core::ErrorKind::DataLoss, "{e}");
     }
 
     #[test]

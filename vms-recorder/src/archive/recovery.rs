@@ -25,6 +25,10 @@ pub struct Report {
     pub removed_orphans: usize,
     /// Index rows whose file no longer exists, removed.
     pub removed_rows: usize,
+    /// Files that could not be read; their rows were left alone.
+    pub unreadable_files: usize,
+    /// Roots that could not be walked; their rows were left alone.
+    pub unreadable_roots: Vec<PathBuf>,
     /// Paths under a root that are not segment files; left alone.
     pub strays: Vec<PathBuf>,
 }
@@ -39,8 +43,18 @@ pub fn recover(
 ) -> Result<Report, Error> {
     let mut report = Report::default();
     let mut present: HashSet<(CameraId, String, Time90k)> = HashSet::new();
+    let mut known_roots: HashSet<StorageRootId> = HashSet::new();
     for (root, root_path) in roots {
-        let (found, strays) = layout::walk(fs, root_path)?;
+        // A root that cannot be read is left as it is, rows and all: the others recover.
+        let (found, strays) = match layout::walk(fs, root_path) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(root = %root_path.display(), err = %e, "storage root unreadable; not recovered");
+                report.unreadable_roots.push(root_path.clone());
+                continue;
+            }
+        };
+        known_roots.insert(*root);
         report.strays.extend(strays);
         for f in found {
             if !full && index.get(f.camera, &f.stream, f.start)?.is_some() {
@@ -52,7 +66,6 @@ pub fn recover(
             }
         }
     }
-    let known_roots: HashSet<StorageRootId> = roots.iter().map(|(r, _)| *r).collect();
     let mut stale = Vec::new();
     for row in index.all() {
         let row = row?;
@@ -80,9 +93,15 @@ fn index_file(
     path: &Path,
     report: &mut Report,
 ) -> Result<bool, Error> {
-    let data = fs
-        .read(path)
-        .io_context(|| format!("reading {}", path.display()))?;
+    let data = match fs.read(path) {
+        Ok(d) => d,
+        Err(e) => {
+            // One unreadable file costs only itself; its row, if any, stays.
+            tracing::error!(path = %path.display(), err = %e, "segment file unreadable; left as it is");
+            report.unreadable_files += 1;
+            return Ok(true);
+        }
+    };
     let scanned = match segment::scan(&data) {
         Ok(s) => s,
         Err(e) => {
@@ -147,6 +166,34 @@ mod tests {
         }
         let _ = r.end(EndReason::RecorderStopped).await;
         accepted
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_root_costs_only_itself() {
+        let fs = SimFs::new(3);
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path()).unwrap();
+        let t = target(&fs, index.clone());
+        let clocks = FakeClocks::new(Time90k(1_800_000_000 * 90_000));
+        let progress = Arc::new(Mutex::new(Progress::default()));
+        let mut r = Recording::new(t.clone(), clocks.clone(), progress, Time90k::MIN);
+        record_until_power_cut(&mut r, &clocks, 90).await;
+        let rows = index.dump().unwrap();
+        assert!(!rows.is_empty());
+        // The first root's files vanish from the index's view only because its disk cannot be
+        // read: its rows stay, and the other root still recovers.
+        let gone = StorageRootId::generate();
+        let roots = [
+            (t.root, t.root_path.clone()),
+            (gone, PathBuf::from("/unplugged")),
+        ];
+        let report = recover(&fs, &index, &roots, false).unwrap();
+        assert_eq!(report.unreadable_roots, [PathBuf::from("/unplugged")]);
+        assert_eq!(index.dump().unwrap(), rows);
+        let roots = [(t.root, PathBuf::from("/unplugged"))];
+        let report = recover(&fs, &index, &roots, false).unwrap();
+        assert_eq!(report.removed_rows, 0, "rows of an unreadable root stay");
+        assert_eq!(index.dump().unwrap(), rows);
     }
 
     #[tokio::test]
