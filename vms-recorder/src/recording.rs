@@ -621,7 +621,7 @@ pub(crate) mod tests {
         for row in &rows {
             let path =
                 layout::segment_path(Path::new("/disk"), row.camera, "main", row.start).unwrap();
-            let scanned = scan(&fs.read(&path).unwrap()).unwrap();
+            let scanned = scan(&mut fs.read(&path).unwrap().as_slice()).unwrap();
             let s = scanned.summary.unwrap();
             assert_eq!(SegmentRow::from_summary(t.root, &s), *row);
             let starts: Vec<u64> = s.fragments.iter().map(|f| f.0).collect();

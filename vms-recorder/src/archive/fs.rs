@@ -5,7 +5,7 @@
 //! page cache survives it.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -21,7 +21,15 @@ pub trait ArchiveFile: Send {
 pub trait ArchiveFs: Send + Sync + 'static {
     /// Creates a file that must not exist yet.
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn ArchiveFile>>;
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Opens a file for reading, with its length.
+    fn open(&self, path: &Path) -> io::Result<(Box<dyn io::Read + Send>, u64)>;
+    /// Reads a whole (small) file.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let (mut r, len) = self.open(path)?;
+        let mut v = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        r.read_to_end(&mut v)?;
+        Ok(v)
+    }
     /// Cuts a file to `len` bytes and makes that durable.
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
     fn remove_file(&self, path: &Path) -> io::Result<()>;
@@ -57,8 +65,10 @@ impl ArchiveFs for RealFs {
             .open(path)?;
         Ok(Box::new(RealFile(f)))
     }
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        std::fs::read(path)
+    fn open(&self, path: &Path) -> io::Result<(Box<dyn io::Read + Send>, u64)> {
+        let f = std::fs::File::open(path)?;
+        let len = f.metadata()?.len();
+        Ok((Box::new(f), len))
     }
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         let f = std::fs::OpenOptions::new().write(true).open(path)?;
@@ -267,13 +277,16 @@ impl ArchiveFs for SimFs {
             path: path.to_owned(),
         }))
     }
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+    fn open(&self, path: &Path) -> io::Result<(Box<dyn io::Read + Send>, u64)> {
         let s = self.state();
-        Ok(s.files
+        let data = s
+            .files
             .get(path)
             .ok_or(io::ErrorKind::NotFound)?
             .data
-            .clone())
+            .clone();
+        let len = data.len() as u64;
+        Ok((Box::new(io::Cursor::new(data)), len))
     }
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         let mut s = self.state();

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use vms_core::id::{CameraId, StorageRootId};
 use vms_core::time::Time90k;
-use vms_core::{Error, IoResultExt};
+use vms_core::{Error, ErrorKind, IoResultExt, err};
 
 use super::fs::ArchiveFs;
 use super::index::Index;
@@ -93,17 +93,18 @@ fn index_file(
     path: &Path,
     report: &mut Report,
 ) -> Result<bool, Error> {
-    let data = match fs.read(path) {
-        Ok(d) => d,
-        Err(e) => {
+    let scanned = fs
+        .open(path)
+        .map_err(|e| err!(Unavailable, source: e, "opening"))
+        .and_then(|(mut r, len)| Ok((segment::scan(&mut r)?, len)));
+    let (scanned, file_len) = match scanned {
+        Ok(s) => s,
+        Err(e) if e.kind() == ErrorKind::Unavailable => {
             // One unreadable file costs only itself; its row, if any, stays.
             tracing::error!(path = %path.display(), err = %e, "segment file unreadable; left as it is");
             report.unreadable_files += 1;
             return Ok(true);
         }
-    };
-    let scanned = match segment::scan(&data) {
-        Ok(s) => s,
         Err(e) => {
             // Damage in the middle of a file is not something to delete: keep it for a person.
             tracing::error!(path = %path.display(), err = %e, "segment file is damaged; left out of the index");
@@ -121,8 +122,8 @@ fn index_file(
         report.removed_orphans += 1;
         return Ok(false);
     };
-    if scanned.valid_len < data.len() as u64 {
-        tracing::info!(path = %path.display(), kept = scanned.valid_len, cut = data.len() as u64 - scanned.valid_len,
+    if scanned.valid_len < file_len {
+        tracing::info!(path = %path.display(), kept = scanned.valid_len, cut = file_len - scanned.valid_len,
             "cutting off a partly written fragment");
         fs.truncate(path, scanned.valid_len)
             .io_context(|| format!("truncating {}", path.display()))?;

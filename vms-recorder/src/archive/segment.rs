@@ -2,6 +2,7 @@
 //! fragments, and the scanner that reads a file back (for recovery and `reindex`). Writer and
 //! scanner feed the same [`Summary`], so a row built live equals a row rebuilt from the file.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -446,18 +447,73 @@ pub struct Scanned {
     pub closed: bool,
 }
 
-/// Reads a segment file's bytes back into its summary. Whatever follows the last whole
+/// A sliding window over a file being scanned: it holds the bytes from the current position
+/// to what has been read, so a scan needs memory for one fragment, not for the file.
+struct Window<'r> {
+    reader: &'r mut dyn Read,
+    buf: Vec<u8>,
+    /// File offset of `buf[0]`.
+    base: usize,
+    /// Bytes of `buf` already consumed; dropped when more is read.
+    consumed: usize,
+    eof: bool,
+}
+
+impl Window<'_> {
+    /// Reads more of the file; `false` at its end.
+    fn more(&mut self) -> Result<bool, Error> {
+        if self.eof {
+            return Ok(false);
+        }
+        self.buf.drain(..self.consumed);
+        self.base += self.consumed;
+        self.consumed = 0;
+        let want = self.buf.len().clamp(64 * 1024, 8 << 20) as u64;
+        // read_to_end fills spare capacity without zeroing it first.
+        let n = (&mut *self.reader)
+            .take(want)
+            .read_to_end(&mut self.buf)
+            .map_err(|e| err!(Unavailable, source: e, "reading a segment"))?;
+        self.eof = n == 0;
+        Ok(n > 0)
+    }
+
+    /// Forgets the bytes before file offset `at`.
+    fn consume_to(&mut self, at: usize) {
+        self.consumed = at - self.base;
+    }
+
+    /// The bytes from the current position on.
+    fn data(&self) -> &[u8] {
+        &self.buf[self.consumed..]
+    }
+}
+
+/// Reads a segment file back into its summary, streaming. Whatever follows the last whole
 /// fragment (a fragment cut short by a crash) is not counted; the caller truncates to
 /// `valid_len`. A file without a valid header or fragments has no summary.
-pub fn scan(data: &[u8]) -> Result<Scanned, Error> {
+pub fn scan(reader: &mut dyn Read) -> Result<Scanned, Error> {
     let orphan = Scanned {
         summary: None,
         valid_len: 0,
         closed: false,
     };
+    let mut w = Window {
+        reader,
+        buf: Vec::new(),
+        base: 0,
+        consumed: 0,
+        eof: false,
+    };
     let mut at = 0;
     let mut header = None;
-    while let Some(b) = mp4::next_box(data, at)? {
+    while header.is_none() {
+        let Some(b) = mp4::next_box(&w.buf, at)? else {
+            if w.more()? {
+                continue;
+            }
+            return Ok(orphan);
+        };
         at += b.len;
         match (&b.fourcc, b.uuid) {
             (b"ftyp", _) if !b.payload.chunks(4).any(|c| c == mp4::SEGMENT_BRAND) => {
@@ -472,29 +528,31 @@ pub fn scan(data: &[u8]) -> Result<Scanned, Error> {
                     serde_json::from_slice::<SegmentHeader>(b.payload)
                         .map_err(|e| err!(DataLoss, "bad segment header: {e}"))?,
                 );
-                break;
             }
             _ => {}
         }
     }
-    let Some(header) = header else {
-        return Ok(orphan);
-    };
-    let mut builder = SummaryBuilder::new(header, &data[..at]);
+    let header = header.expect("found");
+    let mut builder = SummaryBuilder::new(header, &w.buf[..at]);
+    w.consume_to(at);
     let mut trailer = None;
     // After the header, the first thing that is not a whole fragment or a whole trailer ends
     // the valid prefix: a crash may leave a torn or zero-filled tail, and it costs only itself.
-    while let Some(step) = next_fragment_or_trailer(data, at) {
-        match step {
-            Step::Fragment { moof, end } => {
-                let data_offset = (end - moof.mdat_len + 8) as u64;
-                builder.add(&moof.parsed, &data[at..end], data_offset);
-                at = end;
+    loop {
+        match next_fragment_or_trailer(w.data(), 0) {
+            Some(Step::Fragment { moof, end }) => {
+                let data_offset = (at + end - moof.mdat_len + 8) as u64;
+                builder.add(&moof.parsed, &w.data()[..end], data_offset);
+                at += end;
+                w.consume_to(at);
             }
-            Step::Trailer { parsed, end } => {
-                trailer = Some((parsed, end));
+            Some(Step::Trailer { parsed, end }) => {
+                trailer = Some((parsed, at + end));
                 break;
             }
+            // Not whole yet, or not valid: only the end of the file tells which.
+            None if w.more()? => {}
+            None => break,
         }
     }
     let valid_len = trailer.as_ref().map_or(at, |(_, end)| *end);
@@ -589,7 +647,7 @@ pub(crate) mod tests {
             (60, 4, 360_000)
         );
         let data = fs.read(path).unwrap();
-        let scanned = scan(&data).unwrap();
+        let scanned = scan(&mut data.as_slice()).unwrap();
         assert!(scanned.closed);
         assert_eq!(scanned.valid_len, data.len() as u64);
         assert_eq!(scanned.summary.as_ref(), Some(&live));
@@ -632,7 +690,7 @@ pub(crate) mod tests {
             .chain([full.content_len])
             .collect();
         for cut in 0..data.len() {
-            let s = scan(&data[..cut]).unwrap();
+            let s = scan(&mut &data[..cut]).unwrap();
             let whole = ends.iter().filter(|&&e| e <= cut as u64).count();
             match &s.summary {
                 None => assert_eq!(whole, 0, "cut {cut}"),
@@ -644,6 +702,31 @@ pub(crate) mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_scan_reads_in_any_chunks() {
+        /// Returns at most 7 bytes a read, as a slow pipe might.
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = buf.len().min(7).min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let fs = SimFs::new(4);
+        fs.preexisting_dir(Path::new("/r"));
+        let path = Path::new("/r/s.mp4");
+        let closed = write(&fs, path, 4)
+            .finish(EndReason::Rotated, None)
+            .unwrap();
+        let data = fs.read(path).unwrap();
+        let s = scan(&mut Trickle(&data)).unwrap();
+        assert!(s.closed);
+        assert_eq!(s.valid_len, data.len() as u64);
+        assert_eq!(s.summary.unwrap(), closed);
     }
 
     #[test]
@@ -662,7 +745,7 @@ pub(crate) mod tests {
         ] {
             let mut torn = data.clone();
             torn.extend_from_slice(&tail);
-            let s = scan(&torn).unwrap();
+            let s = scan(&mut torn.as_slice()).unwrap();
             assert_eq!(s.valid_len as usize, whole);
             assert_eq!(s.summary.unwrap().frames, 45);
         }
