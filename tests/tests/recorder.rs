@@ -351,6 +351,9 @@ async fn bad_api_input_gets_clear_errors_and_leaves_the_archive_alone() {
     let cases: Vec<(reqwest::Method, String, Option<serde_json::Value>, u16, &str)> = vec![
         (reqwest::Method::GET, "/api/v1/cameras/not-an-id".into(), None, 404, "not_found"),
         (reqwest::Method::GET, "/api/v1/cameras/01ARZ3NDEKTSV4RRFFQ69G5FAV".into(), None, 404, "not_found"),
+        (reqwest::Method::GET, "/api/v1/cameras/%FF%00".into(), None, 404, "not_found"),
+        (reqwest::Method::DELETE, "/api/v1/holds/%2e%2e".into(), None, 404, "not_found"),
+        (reqwest::Method::GET, "/api/v1/holds?camera=..%2f".into(), None, 404, "not_found"),
         (reqwest::Method::GET, "/api/v1/cameras/..%2f..%2fetc%2fpasswd/recordings?stream=main&start=2026-01-01T00:00:00Z&end=2026-01-02T00:00:00Z".into(), None, 404, "not_found"),
         (reqwest::Method::POST, "/api/v1/cameras".into(), Some(j(serde_json::json!({"name": "x"}))), 400, "invalid_argument"),
         (reqwest::Method::POST, "/api/v1/cameras".into(), Some({ let mut b = good.clone(); b["region"] = "12".into(); b }), 400, "invalid_argument"),

@@ -149,6 +149,24 @@ async fn health(State(s): State<Arc<Service>>) -> Json<wire::Health> {
     })
 }
 
+/// The `{id}` of a path, as text. A segment axum cannot decode (bad percent-encoding,
+/// invalid UTF-8) names nothing: it gets the same JSON 404 as an unknown id.
+struct IdSegment(String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IdSegment {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(id)| IdSegment(id))
+            .map_err(|_| err!(NotFound, "no such resource").into())
+    }
+}
+
 fn camera_id(raw: &str) -> ApiResult<CameraId> {
     // A malformed id cannot name a camera: same answer as an unknown one.
     raw.parse()
@@ -239,7 +257,7 @@ async fn list_cameras(State(s): State<Arc<Service>>) -> Json<wire::CameraList> {
 
 async fn get_camera(
     State(s): State<Arc<Service>>,
-    Path(id): Path<String>,
+    IdSegment(id): IdSegment,
 ) -> ApiResult<Json<wire::CameraResponse>> {
     let id = camera_id(&id)?;
     let (c, st) = s
@@ -264,7 +282,7 @@ async fn add_camera(
 
 async fn update_camera(
     State(s): State<Arc<Service>>,
-    Path(id): Path<String>,
+    IdSegment(id): IdSegment,
     body: Result<Json<wire::CameraRequest>, JsonRejection>,
 ) -> ApiResult<Json<wire::CameraResponse>> {
     let id = camera_id(&id)?;
@@ -279,7 +297,7 @@ async fn update_camera(
 
 async fn remove_camera(
     State(s): State<Arc<Service>>,
-    Path(id): Path<String>,
+    IdSegment(id): IdSegment,
 ) -> ApiResult<StatusCode> {
     s.remove_camera(camera_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -298,7 +316,7 @@ const MAX_LISTING_SECS: i64 = 31 * 24 * 3600;
 
 async fn recordings(
     State(s): State<Arc<Service>>,
-    Path(id): Path<String>,
+    IdSegment(id): IdSegment,
     q: Result<Query<RecordingsQuery>, QueryRejection>,
 ) -> ApiResult<Json<wire::Recordings>> {
     let id = camera_id(&id)?;
@@ -552,7 +570,7 @@ fn hold_response(h: &Hold) -> wire::Hold {
 
 async fn place_hold(
     State(s): State<Arc<Service>>,
-    Path(id): Path<String>,
+    IdSegment(id): IdSegment,
     body: Result<Json<wire::HoldRequest>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<wire::Hold>)> {
     let camera = camera_id(&id)?;
@@ -601,7 +619,7 @@ async fn list_holds(
 
 async fn release_hold(
     State(s): State<Arc<Service>>,
-    Path(id): Path<String>,
+    IdSegment(id): IdSegment,
 ) -> ApiResult<StatusCode> {
     let id: HoldId = id
         .parse()
