@@ -2,11 +2,14 @@
 //! ready line, and its API with the local administrator token.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use vms_core::time::Time90k;
 use vms_core::wire;
+
+use crate::camsim::remote::RemoteSim;
 
 use crate::process::{Process, workspace_binary};
 
@@ -156,5 +159,48 @@ impl RemoteRecorder {
 
     pub fn http(&self) -> &reqwest::Client {
         &self.http
+    }
+}
+
+/// Starts a camera simulator with `config`.
+pub fn sim(config: &str) -> RemoteSim {
+    RemoteSim::start(&workspace_binary("vms-camsim"), config).expect("simulator starts")
+}
+
+pub fn now() -> Time90k {
+    Time90k::from_timestamp(jiff::Timestamp::now())
+}
+
+/// Parses a time the API returned.
+pub fn t(s: &str) -> Time90k {
+    Time90k::parse_rfc3339(s).expect("RFC 3339 from the API")
+}
+
+/// A `[[camera]]` block for the recorder, one stream per `(name, url)`.
+pub fn camera_toml(name: &str, streams: &[(&str, String)]) -> String {
+    let mut s =
+        format!("[[camera]]\nname = \"{name}\"\nregion = \"751110000\"\nclass = \"city\"\n");
+    for (stream, url) in streams {
+        s.push_str(&format!(
+            "[[camera.streams]]\nname = \"{stream}\"\nurl = \"{url}\"\n"
+        ));
+    }
+    s
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, for at most `within`.
+pub async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    within: Duration,
+    mut check: impl FnMut() -> F,
+) -> Option<T> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -4,54 +4,12 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::Rng;
 use vms_core::time::Time90k;
 use vms_core::wire;
-use vms_tests::camsim::remote::RemoteSim;
-use vms_tests::recorder::{RecorderDirs, RemoteRecorder};
-
-fn sim(config: &str) -> RemoteSim {
-    RemoteSim::start(Path::new(env!("CARGO_BIN_EXE_vms-camsim")), config).expect("simulator starts")
-}
-
-fn now() -> Time90k {
-    Time90k::from_timestamp(jiff::Timestamp::now())
-}
-
-fn t(s: &str) -> Time90k {
-    Time90k::parse_rfc3339(s).expect("RFC 3339 from the API")
-}
-
-/// A `[[camera]]` block for the recorder, one stream per `(name, url)`.
-fn camera_toml(name: &str, streams: &[(&str, String)]) -> String {
-    let mut s =
-        format!("[[camera]]\nname = \"{name}\"\nregion = \"751110000\"\nclass = \"city\"\n");
-    for (stream, url) in streams {
-        s.push_str(&format!(
-            "[[camera.streams]]\nname = \"{stream}\"\nurl = \"{url}\"\n"
-        ));
-    }
-    s
-}
-
-/// Polls `check` every 100 ms until it returns `Some`, for at most `within`.
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    within: Duration,
-    mut check: impl FnMut() -> F,
-) -> Option<T> {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = check().await {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use vms_tests::recorder::{RecorderDirs, RemoteRecorder, camera_toml, eventually, now, sim, t};
 
 /// `ffprobe -v error` over a file: its error output (empty when clean) and the video length.
 fn ffprobe_segment(path: &Path) -> (String, f64) {

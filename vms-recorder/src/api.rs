@@ -18,7 +18,9 @@ use vms_core::time::Time90k;
 use vms_core::wire;
 use vms_core::{Error, ErrorKind, err};
 
+use crate::archive::index::SegmentRow;
 use crate::archive::retention::Finding;
+use crate::archive::segment::{FrameTable, TableFrame};
 use crate::cameras::{Camera, CameraSpec, StreamSpec, Transport};
 use crate::config::{CameraConfig, StreamConfig};
 use crate::holds::Hold;
@@ -93,12 +95,22 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// A token passed as the `token` query parameter, for players that cannot send headers.
+/// Requests are logged by route template only, so it never reaches a log.
+fn query_token(req: &Request) -> Option<String> {
+    url::form_urlencoded::parse(req.uri().query()?.as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+}
+
 async fn require_token(State(s): State<Arc<Service>>, req: Request, next: Next) -> Response {
+    let query = query_token(&req);
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or(query.as_deref());
     match token {
         Some(t) if constant_time_eq(t.as_bytes(), s.admin_token.as_bytes()) => next.run(req).await,
         Some(_) => ApiError::from(err!(Unauthenticated, "invalid bearer token")).into_response(),
@@ -115,6 +127,8 @@ pub fn router(service: Arc<Service>) -> Router {
         )
         .route("/api/v1/cameras/{id}/recordings", get(recordings))
         .route("/api/v1/cameras/{id}/holds", post(place_hold))
+        .route("/api/v1/cameras/{id}/playback.m3u8", get(playback))
+        .route("/api/v1/cameras/{id}/segments/{file}", get(segment_file))
         .route("/api/v1/holds", get(list_holds))
         .route("/api/v1/holds/{id}", delete(release_hold))
         .route("/api/v1/alerts", get(alerts))
@@ -439,6 +453,147 @@ async fn recordings(
         ranges,
         gaps,
     }))
+}
+
+/// The longest range one playlist may span.
+const MAX_PLAYLIST_SECS: i64 = 24 * 3600;
+
+/// A media request's `?stream=…&start=…&end=…`, checked: an ordered, bounded range.
+#[derive(Deserialize)]
+struct MediaQuery {
+    stream: String,
+    start: String,
+    end: String,
+    #[serde(default)]
+    token: Option<String>,
+}
+
+impl MediaQuery {
+    fn range(&self, max_secs: i64) -> ApiResult<std::ops::Range<Time90k>> {
+        crate::archive::layout::check_stream_name(&self.stream).map_err(|e| e.context("stream"))?;
+        let start = Time90k::parse_rfc3339(&self.start).map_err(|e| e.context("start"))?;
+        let end = Time90k::parse_rfc3339(&self.end).map_err(|e| e.context("end"))?;
+        if end <= start {
+            return Err(err!(InvalidArgument, "end must be after start").into());
+        }
+        if (end - start).0 > max_secs * 90_000 {
+            return Err(err!(InvalidArgument, "a range spans at most {max_secs} s").into());
+        }
+        Ok(start..end)
+    }
+}
+
+/// Segments of a stream over a range, each with its decoded frame table.
+fn segments_with_tables(
+    s: &Service,
+    camera: CameraId,
+    stream: &str,
+    range: std::ops::Range<Time90k>,
+) -> Result<Vec<(SegmentRow, Vec<TableFrame>)>, Error> {
+    let mut out = Vec::new();
+    for row in s.index.list(camera, stream, range)? {
+        let table = s
+            .index
+            .frame_table(camera, stream, row.start)?
+            .and_then(|t| FrameTable::decode(&t))
+            .ok_or_else(|| {
+                err!(
+                    DataLoss,
+                    "frame table of segment {} is unreadable",
+                    row.start.0
+                )
+            })?;
+        out.push((row, table));
+    }
+    Ok(out)
+}
+
+/// `GET /api/v1/cameras/{id}/playback.m3u8`: an HLS VOD playlist over byte ranges of the
+/// stored files.
+async fn playback(
+    State(s): State<Arc<Service>>,
+    IdSegment(id): IdSegment,
+    q: Result<Query<MediaQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let camera = camera_id(&id)?;
+    let Query(q) = q.map_err(bad_query)?;
+    let range = q.range(MAX_PLAYLIST_SECS)?;
+    let (s2, stream, r) = (s.clone(), q.stream.clone(), range.clone());
+    let segments =
+        tokio::task::spawn_blocking(move || segments_with_tables(&s2, camera, &stream, r))
+            .await
+            .map_err(|e| err!(Internal, "playlist task: {e}"))??;
+    if segments.is_empty() {
+        return Err(err!(
+            NotFound,
+            "no footage of camera {camera} / {} in that range",
+            q.stream
+        )
+        .into());
+    }
+    let mut suffix = format!("?stream={}", q.stream);
+    if let Some(t) = &q.token {
+        suffix.push_str("&token=");
+        suffix.extend(url::form_urlencoded::byte_serialize(t.as_bytes()));
+    }
+    let text = crate::media::hls::playlist(&segments, &range, |row| {
+        format!("segments/{}.mp4{suffix}", row.start.0)
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/vnd.apple.mpegurl")],
+        text,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct SegmentQuery {
+    stream: String,
+}
+
+/// `GET /api/v1/cameras/{id}/segments/{start_90k}.mp4`: the durable bytes of one indexed
+/// segment file, with `Range` and `ETag`. Only a file with an index row is ever opened, at a
+/// path built from the parsed id, a checked stream name and an integer.
+async fn segment_file(
+    State(s): State<Arc<Service>>,
+    axum::extract::Path((id, file)): axum::extract::Path<(String, String)>,
+    q: Result<Query<SegmentQuery>, QueryRejection>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Response> {
+    let camera = camera_id(&id)?;
+    let Query(q) = q.map_err(bad_query)?;
+    let start = file
+        .strip_suffix(".mp4")
+        .and_then(|n| n.parse::<i64>().ok())
+        .ok_or_else(|| err!(NotFound, "no segment {file:?}"))?;
+    crate::archive::layout::check_stream_name(&q.stream).map_err(|e| e.context("stream"))?;
+    let row = s
+        .index
+        .get(camera, &q.stream, Time90k(start))?
+        .ok_or_else(|| {
+            err!(
+                NotFound,
+                "no segment {start} of camera {camera} / {}",
+                q.stream
+            )
+        })?;
+    let root = s
+        .roots
+        .iter()
+        .find(|r| r.state.as_ref().ok() == Some(&row.root))
+        .ok_or_else(|| {
+            err!(
+                Unavailable,
+                "the storage root of that segment is not mounted"
+            )
+        })?;
+    let path = crate::archive::layout::segment_path(&root.path, camera, &q.stream, row.start)?;
+    let etag = format!("\"{}\"", hex(&row.sha256[..16]));
+    Ok(crate::media::serve::file(&path, row.size_bytes, &etag, "video/mp4", &headers).await?)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Why there is nothing between a segment and the next one found: the first one's end

@@ -18,7 +18,7 @@ use vms_core::{Error, bail, err};
 use super::segment::Summary;
 
 /// Version of the row encoding; bumped with a migration whenever the layout changes.
-pub const INDEX_SCHEMA_VERSION: u8 = 1;
+pub const INDEX_SCHEMA_VERSION: u8 = 2;
 
 const SEGMENTS: &str = "segments";
 const FRAME_TABLES: &str = "frame_tables";

@@ -114,8 +114,9 @@ impl SummaryBuilder {
         if let Some(video) = moof.runs.iter().find(|r| r.track_id == mp4::VIDEO_TRACK_ID) {
             self.fragments
                 .push((video.base_decode_time, self.content_len));
-            let data_start = data_offset;
-            self.table.start_fragment(data_start);
+            // This fragment's boxes start where the content so far ends.
+            self.table
+                .start_fragment(data_offset, data_offset - self.content_len);
             for s in &video.samples {
                 self.table.push(s.duration, s.size, s.sync);
                 self.frames += 1;
@@ -146,13 +147,15 @@ impl SummaryBuilder {
 /// The per-frame table of a segment: about 2–3 bytes a frame. Each frame is a varint
 /// `zigzag(duration − previous duration) << 2 | sync << 1 | fragment start`; a frame that starts
 /// a fragment then has a varint of its data's byte offset minus the end of the previous
-/// fragment's video data (from 0); last, a varint `zigzag(size − previous size)`.
+/// fragment's video data (from 0), and a varint of the length of the fragment's boxes before
+/// that data (`prft`, `moof`, `mdat` header); last, a varint `zigzag(size − previous size)`.
 #[derive(Default)]
 pub struct FrameTable {
     bytes: Vec<u8>,
     prev_duration: i64,
     prev_size: i64,
-    pending_fragment: Option<u64>,
+    /// Data start and header length of the fragment whose first frame comes next.
+    pending_fragment: Option<(u64, u64)>,
     data_end: u64,
 }
 
@@ -193,11 +196,13 @@ pub struct TableFrame {
     pub sync: bool,
     /// Byte offset of the frame's data in the segment file.
     pub offset: u64,
+    /// For the first frame of a fragment: the byte offset of the fragment (its `prft`).
+    pub fragment_start: Option<u64>,
 }
 
 impl FrameTable {
-    fn start_fragment(&mut self, data_start: u64) {
-        self.pending_fragment = Some(data_start);
+    fn start_fragment(&mut self, data_start: u64, header_len: u64) {
+        self.pending_fragment = Some((data_start, header_len));
     }
 
     fn push(&mut self, duration: u32, size: u32, sync: bool) {
@@ -206,8 +211,9 @@ impl FrameTable {
             | u64::from(sync) << 1
             | u64::from(fragment.is_some());
         put_varint(&mut self.bytes, head);
-        if let Some(start) = fragment {
+        if let Some((start, header_len)) = fragment {
             put_varint(&mut self.bytes, start - self.data_end);
+            put_varint(&mut self.bytes, header_len);
             self.data_end = start;
         }
         put_varint(&mut self.bytes, zigzag(i64::from(size) - self.prev_size));
@@ -222,8 +228,10 @@ impl FrameTable {
         let mut out = Vec::new();
         while at < bytes.len() {
             let head = get_varint(bytes, &mut at)?;
+            let mut fragment_start = None;
             if head & 1 == 1 {
                 offset = offset.checked_add(get_varint(bytes, &mut at)?)?;
+                fragment_start = Some(offset.checked_sub(get_varint(bytes, &mut at)?)?);
             }
             duration += unzigzag(head >> 2);
             size += unzigzag(get_varint(bytes, &mut at)?);
@@ -232,6 +240,7 @@ impl FrameTable {
                 size_bytes: u32::try_from(size).ok()?,
                 sync: head & 2 != 0,
                 offset,
+                fragment_start,
             });
             offset = offset.checked_add(u64::try_from(size).ok()?)?;
         }
@@ -665,6 +674,13 @@ pub(crate) mod tests {
                 "frame {i} at {}",
                 f.offset
             );
+            // Each fragment's first frame says where the fragment's boxes begin: at the
+            // offset the summary recorded, with its prft.
+            assert_eq!(f.fragment_start.is_some(), k == 0);
+            if let Some(start) = f.fragment_start {
+                assert_eq!(start, live.fragments[frag].1);
+                assert_eq!(&data[start as usize + 4..][..4], b"prft");
+            }
         }
         assert!(
             live.frame_table.len() <= 3 * 60,
@@ -754,22 +770,30 @@ pub(crate) mod tests {
     #[test]
     fn frame_table_round_trip_and_garbage() {
         let mut t = FrameTable::default();
-        t.start_fragment(500);
+        t.start_fragment(500, 300);
         t.push(3000, 10_000, true);
         t.push(3003, 900, false);
-        t.start_fragment(12_000);
+        t.start_fragment(12_000, 200);
         t.push(2997, 1100, false);
         let frames = FrameTable::decode(&t.bytes).unwrap();
         let got: Vec<_> = frames
             .iter()
-            .map(|f| (f.duration_90k, f.size_bytes, f.sync, f.offset))
+            .map(|f| {
+                (
+                    f.duration_90k,
+                    f.size_bytes,
+                    f.sync,
+                    f.offset,
+                    f.fragment_start,
+                )
+            })
             .collect();
         assert_eq!(
             got,
             [
-                (3000, 10_000, true, 500),
-                (3003, 900, false, 10_500),
-                (2997, 1100, false, 12_000)
+                (3000, 10_000, true, 500, Some(200)),
+                (3003, 900, false, 10_500, None),
+                (2997, 1100, false, 12_000, Some(11_800))
             ]
         );
         for junk in [&[0xffu8; 12][..], &[0x80], &[3]] {
