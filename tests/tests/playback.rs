@@ -129,6 +129,108 @@ async fn hls_playback_over_segments_and_a_reconnect_plays_in_ffmpeg() {
         .unwrap();
     assert_eq!(r.status(), 416);
 
+    // An MP4 export across the segments and the reconnect: exact in length (less the gap),
+    // clean in ffprobe, with the wall clock as text.
+    let gap = l.gaps.iter().find(|g| g.reason == "disconnect").unwrap();
+    let (gap_start, gap_end) = (t(&gap.start), t(&gap.end));
+    let (x_start, x_end) = (
+        t(&l.ranges[0].start) + Duration90k::from_millis(2500),
+        t(&l.ranges[1].end) - Duration90k::from_secs(1),
+    );
+    let export_url = rec.url(&format!(
+        "/api/v1/cameras/{id}/export.mp4?stream=main&start={}&end={}&token={ADMIN_TOKEN}",
+        x_start.to_rfc3339(),
+        x_end.to_rfc3339()
+    ));
+    let r = reqwest::get(&export_url).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-export-gaps"], "1");
+    assert_eq!(r.headers()["x-export-parts"], "1");
+    let export_etag = r.headers()["etag"].clone();
+    let export = r.bytes().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("export.mp4");
+    std::fs::write(&file, &export).unwrap();
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration:stream=codec_type,nb_frames",
+            "-of",
+            "json",
+        ])
+        .arg(&file)
+        .output()
+        .expect("ffprobe runs");
+    let errors = String::from_utf8_lossy(&probe.stderr);
+    assert!(errors.trim().is_empty(), "{errors}");
+    let info: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let duration: f64 = info["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let want = (x_end - x_start).as_secs_f64() - (gap_end - gap_start).as_secs_f64();
+    assert!(
+        (duration - want).abs() <= 1.0 / 15.0 + 1e-3,
+        "export lasts {duration} s, the range less the gap {want} s"
+    );
+    let kinds: Vec<&str> = info["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["codec_type"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"video") && (kinds.contains(&"subtitle") || kinds.contains(&"data")),
+        "{kinds:?}"
+    );
+    // The wall-clock track decodes, and shows the jump over the gap.
+    let subs = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&file)
+        .args(["-map", "0:s:0", "-f", "srt", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        subs.status.success(),
+        "{}",
+        String::from_utf8_lossy(&subs.stderr)
+    );
+    let srt = String::from_utf8_lossy(&subs.stdout);
+    let clock = |t: Time90k| t.timestamp().strftime("%Y-%m-%d %H:%M:%S UTC").to_string();
+    assert!(srt.contains(&clock(x_start)), "{srt}");
+    let before_gap = clock(gap_start - Duration90k::from_millis(100));
+    let after_gap = clock(gap_end + Duration90k::from_millis(100));
+    let (a, b) = (srt.find(&before_gap), srt.find(&after_gap));
+    assert!(
+        a.is_some() && b.is_some() && a < b,
+        "no jump from {before_gap} to {after_gap}: {srt}"
+    );
+    // The whole file decodes without an error.
+    let decode = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&file)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(String::from_utf8_lossy(&decode.stderr).trim().is_empty());
+    // Ranges of the export equal the same bytes of the whole download.
+    for _ in 0..20 {
+        let a = rng.random_range(0..export.len());
+        let b = rng.random_range(a..export.len());
+        let r = http
+            .get(&export_url)
+            .header("range", format!("bytes={a}-{b}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 206);
+        assert_eq!(r.headers()["etag"], export_etag);
+        assert_eq!(r.bytes().await.unwrap(), export[a..=b]);
+    }
+
     // Bad requests: clear 4xx, nothing outside the archive opened.
     let base = format!("/api/v1/cameras/{id}");
     let range = |a: Time90k, b: Time90k| format!("start={}&end={}", a.to_rfc3339(), b.to_rfc3339());
@@ -178,6 +280,25 @@ async fn hls_playback_over_segments_and_a_reconnect_plays_in_ffmpeg() {
         (format!("{base}/segments/%2e%2e.mp4?stream=main"), 404),
         (format!("{base}/segments/123.mp4?stream=main"), 404),
         (format!("{base}/segments/123.mp4?stream=..%2F"), 400),
+        (
+            format!("{base}/export.mp4?stream=main&{}", range(end, start)),
+            400,
+        ),
+        (
+            format!(
+                "{base}/export.mp4?stream=main&{}",
+                range(far, far + Duration90k::from_secs(60))
+            ),
+            404,
+        ),
+        (
+            format!("{base}/export.mp4?stream=main&part=1&{}", range(start, end)),
+            404,
+        ),
+        (
+            format!("{base}/export.mp4?stream=%2e%2e&{}", range(start, end)),
+            400,
+        ),
     ] {
         let r = rec
             .request(reqwest::Method::GET, &path)

@@ -24,8 +24,9 @@ use crate::archive::segment::{FrameTable, TableFrame};
 use crate::cameras::{Camera, CameraSpec, StreamSpec, Transport};
 use crate::config::{CameraConfig, StreamConfig};
 use crate::holds::Hold;
+use crate::media::export::Source;
 use crate::recording::Progress;
-use crate::service::{Service, leaves_gap};
+use crate::service::{Service, hole_reason, leaves_gap};
 use crate::supervisor::Connection;
 
 /// The largest request body accepted.
@@ -129,6 +130,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/cameras/{id}/holds", post(place_hold))
         .route("/api/v1/cameras/{id}/playback.m3u8", get(playback))
         .route("/api/v1/cameras/{id}/segments/{file}", get(segment_file))
+        .route("/api/v1/cameras/{id}/export.mp4", get(export_mp4))
         .route("/api/v1/holds", get(list_holds))
         .route("/api/v1/holds/{id}", delete(release_hold))
         .route("/api/v1/alerts", get(alerts))
@@ -466,6 +468,9 @@ struct MediaQuery {
     end: String,
     #[serde(default)]
     token: Option<String>,
+    /// For an export: which part, when a codec change splits the range; from 0.
+    #[serde(default)]
+    part: usize,
 }
 
 impl MediaQuery {
@@ -577,34 +582,115 @@ async fn segment_file(
                 q.stream
             )
         })?;
-    let root = s
-        .roots
-        .iter()
-        .find(|r| r.state.as_ref().ok() == Some(&row.root))
-        .ok_or_else(|| {
-            err!(
-                Unavailable,
-                "the storage root of that segment is not mounted"
-            )
-        })?;
-    let path = crate::archive::layout::segment_path(&root.path, camera, &q.stream, row.start)?;
+    let path = stored_path(&s, &row)?;
     let etag = format!("\"{}\"", hex(&row.sha256[..16]));
     Ok(crate::media::serve::file(&path, row.size_bytes, &etag, "video/mp4", &headers).await?)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// The path of an indexed segment on its (mounted) root.
+fn stored_path(s: &Service, row: &SegmentRow) -> Result<std::path::PathBuf, Error> {
+    let root = s
+        .roots
+        .iter()
+        .find(|r| r.state.as_ref().ok() == Some(&row.root))
+        .ok_or_else(|| err!(Unavailable, "the storage root of a segment is not mounted"))?;
+    crate::archive::layout::segment_path(&root.path, row.camera, &row.stream, row.start)
 }
 
-/// Why there is nothing between a segment and the next one found: the first one's end
-/// reason, unless that reason continues the recording, in which case what came between was
-/// removed by retention.
-fn hole_reason(reason: EndReason) -> EndReason {
-    if leaves_gap(reason) {
-        reason
-    } else {
-        EndReason::Evicted
+/// The export's sources: each segment with its frame table, path and video sample entry
+/// (read from the file's init section, a few hundred bytes).
+fn export_sources(
+    s: &Service,
+    camera: CameraId,
+    stream: &str,
+    range: std::ops::Range<Time90k>,
+) -> Result<Vec<Source>, Error> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    for (row, frames) in segments_with_tables(s, camera, stream, range)? {
+        let path = stored_path(s, &row)?;
+        let init_len = crate::media::hls::init_len(&frames)
+            .ok_or_else(|| err!(DataLoss, "segment {} has no frames", row.start.0))?;
+        let mut init = vec![0; usize::try_from(init_len).unwrap_or(0).min(1 << 20)];
+        std::fs::File::open(&path)
+            .and_then(|mut f| f.read_exact(&mut init))
+            .map_err(|e| err!(Unavailable, source: e, "reading {}", path.display()))?;
+        let entry = crate::archive::mp4::sample_entries(&init)?
+            .into_iter()
+            .find(|(id, _)| *id == crate::archive::mp4::VIDEO_TRACK_ID)
+            .map(|(_, e)| e)
+            .ok_or_else(|| err!(DataLoss, "{} has no video track", path.display()))?;
+        out.push(Source {
+            row,
+            frames,
+            path,
+            entry,
+        });
     }
+    Ok(out)
+}
+
+/// `GET /api/v1/cameras/{id}/export.mp4`: a progressive MP4 of a range, built from the
+/// stored fragments, served with `Range` and `ETag` and streamed without temporary files.
+async fn export_mp4(
+    State(s): State<Arc<Service>>,
+    IdSegment(id): IdSegment,
+    q: Result<Query<MediaQuery>, QueryRejection>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Response> {
+    use sha2::Digest;
+    let camera = camera_id(&id)?;
+    let Query(q) = q.map_err(bad_query)?;
+    let range = q.range(MAX_PLAYLIST_SECS)?;
+    let (s2, stream, r) = (s.clone(), q.stream.clone(), range.clone());
+    let part = q.part;
+    let (export, sources_hash) = tokio::task::spawn_blocking(move || {
+        let sources = export_sources(&s2, camera, &stream, r.clone())?;
+        let mut h = sha2::Sha256::new();
+        h.update(format!(
+            "{camera}/{stream}/{}/{}/{part}",
+            r.start.0, r.end.0
+        ));
+        for src in &sources {
+            h.update(src.row.sha256);
+        }
+        let built = crate::media::export::build(&sources, &r, part)?;
+        Ok::<_, Error>((built, h.finalize()))
+    })
+    .await
+    .map_err(|e| err!(Internal, "export task: {e}"))??;
+    let etag = format!("\"{}\"", hex(&sources_hash[..16]));
+    let mut r = crate::media::serve::pieces(export.pieces, &etag, "video/mp4", &headers).await?;
+    let h = r.headers_mut();
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    };
+    set("x-export-parts", export.parts.to_string());
+    set("x-export-gaps", export.gaps.len().to_string());
+    set(
+        "x-export-delivered-start",
+        export.delivered.start.to_rfc3339(),
+    );
+    set("x-export-delivered-end", export.delivered.end.to_rfc3339());
+    set(
+        "content-disposition",
+        format!(
+            "attachment; filename=\"{camera}-{}-{}.mp4\"",
+            q.stream,
+            export
+                .delivered
+                .start
+                .timestamp()
+                .strftime("%Y%m%dT%H%M%SZ")
+        ),
+    );
+    Ok(r)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn gap(start: Time90k, end: Time90k, reason: EndReason) -> wire::Gap {

@@ -641,3 +641,14 @@ impl Service {
 pub fn leaves_gap(reason: EndReason) -> bool {
     !matches!(reason, EndReason::Rotated | EndReason::CodecChange)
 }
+
+/// Why there is nothing between a segment and the next one found: the first one's end
+/// reason, unless that reason continues the recording, in which case what came between was
+/// removed by retention.
+pub fn hole_reason(reason: EndReason) -> EndReason {
+    if leaves_gap(reason) {
+        reason
+    } else {
+        EndReason::Evicted
+    }
+}

@@ -39,17 +39,17 @@ pub fn write_full_box(
     });
 }
 
-fn put_u16(b: &mut Vec<u8>, v: u16) {
+pub fn put_u16(b: &mut Vec<u8>, v: u16) {
     b.extend_from_slice(&v.to_be_bytes());
 }
-fn put_u32(b: &mut Vec<u8>, v: u32) {
+pub fn put_u32(b: &mut Vec<u8>, v: u32) {
     b.extend_from_slice(&v.to_be_bytes());
 }
-fn put_u64(b: &mut Vec<u8>, v: u64) {
+pub fn put_u64(b: &mut Vec<u8>, v: u64) {
     b.extend_from_slice(&v.to_be_bytes());
 }
 
-const UNITY_MATRIX: [u32; 9] = [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000];
+pub const UNITY_MATRIX: [u32; 9] = [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000];
 
 /// What the init section needs to describe one track.
 pub struct TrackSpec<'a> {
@@ -101,35 +101,161 @@ pub fn write_init(buf: &mut Vec<u8>, tracks: &[TrackSpec<'_>]) {
 }
 
 fn write_trak(b: &mut Vec<u8>, t: &TrackSpec<'_>) {
-    write_box(b, b"trak", |b| {
-        write_full_box(b, b"tkhd", 0, 3, |b| {
-            put_u32(b, 0);
-            put_u32(b, 0);
-            put_u32(b, t.track_id);
-            put_u32(b, 0);
-            put_u32(b, 0); // duration
-            b.extend_from_slice(&[0; 8]);
-            put_u16(b, 0); // layer
-            put_u16(b, 0); // alternate group
-            put_u16(b, if t.video_size.is_some() { 0 } else { 0x0100 });
-            put_u16(b, 0);
-            UNITY_MATRIX.iter().for_each(|&m| put_u32(b, m));
-            let (w, h) = t.video_size.unwrap_or((0, 0));
-            put_u32(b, w << 16);
-            put_u32(b, h << 16);
-        });
-        write_box(b, b"mdia", |b| {
-            write_full_box(b, b"mdhd", 0, 0, |b| {
+    let handler = match t.video_size {
+        Some((width, height)) => Handler::Video { width, height },
+        None => Handler::Audio,
+    };
+    write_trak_box(
+        b,
+        &Trak {
+            track_id: t.track_id,
+            timescale: t.timescale,
+            sample_entry: t.sample_entry,
+            handler,
+            duration: 0,
+            media_duration: 0,
+            edit: None,
+        },
+        |b| {
+            for empty in [b"stts", b"stsc", b"stco"] {
+                write_full_box(b, empty, 0, 0, |b| put_u32(b, 0));
+            }
+            write_full_box(b, b"stsz", 0, 0, |b| {
                 put_u32(b, 0);
                 put_u32(b, 0);
-                put_u32(b, t.timescale);
-                put_u32(b, 0);
-                put_u16(b, 0x55c4); // language "und"
-                put_u16(b, 0);
             });
-            let (handler, name): (&[u8; 4], &[u8]) = match t.video_size {
-                Some(_) => (b"vide", b"VideoHandler\0"),
-                None => (b"soun", b"SoundHandler\0"),
+        },
+    );
+}
+
+/// What a track carries.
+#[derive(Clone, Copy, Debug)]
+pub enum Handler {
+    Video {
+        width: u32,
+        height: u32,
+    },
+    Audio,
+    /// Timed text (3GPP `tx3g`), drawn over a video of this size.
+    Text {
+        width: u32,
+        height: u32,
+    },
+}
+
+/// One `trak` of a fragmented init section or of a progressive file.
+pub struct Trak<'a> {
+    pub track_id: u32,
+    pub timescale: u32,
+    /// The complete sample entry box.
+    pub sample_entry: &'a [u8],
+    pub handler: Handler,
+    /// Presentation length in the movie timescale (90 kHz); 0 when fragmented.
+    pub duration: u64,
+    /// Media length in the track's timescale; 0 when fragmented.
+    pub media_duration: u64,
+    /// An edit list of one entry: `(presentation length in the movie timescale, media time
+    /// where it starts in the track's timescale)`.
+    pub edit: Option<(u64, u64)>,
+}
+
+/// Writes a version 0 full box, or version 1 when a 64-bit duration needs it; `fields`
+/// writes what follows the times (or, given `true`, their 64-bit form).
+fn write_timed_full_box(
+    b: &mut Vec<u8>,
+    fourcc: &[u8; 4],
+    flags: u32,
+    duration: u64,
+    before_duration: impl FnOnce(&mut Vec<u8>, bool),
+    after_duration: impl FnOnce(&mut Vec<u8>),
+) {
+    let wide = duration > u64::from(u32::MAX);
+    write_full_box(b, fourcc, u8::from(wide), flags, |b| {
+        before_duration(b, wide);
+        if wide {
+            put_u64(b, duration);
+        } else {
+            put_u32(b, duration as u32);
+        }
+        after_duration(b);
+    });
+}
+
+/// Creation and modification times, 0 (unknown), in a box's version.
+fn put_times(b: &mut Vec<u8>, wide: bool) {
+    if wide {
+        put_u64(b, 0);
+        put_u64(b, 0);
+    } else {
+        put_u32(b, 0);
+        put_u32(b, 0);
+    }
+}
+
+/// Writes a `trak`; `tables` writes the boxes of its `stbl` after `stsd`.
+pub fn write_trak_box(b: &mut Vec<u8>, t: &Trak<'_>, tables: impl FnOnce(&mut Vec<u8>)) {
+    let (width, height) = match t.handler {
+        Handler::Video { width, height } | Handler::Text { width, height } => (width, height),
+        Handler::Audio => (0, 0),
+    };
+    write_box(b, b"trak", |b| {
+        write_timed_full_box(
+            b,
+            b"tkhd",
+            3,
+            t.duration,
+            |b, wide| {
+                put_times(b, wide);
+                put_u32(b, t.track_id);
+                put_u32(b, 0);
+            },
+            |b| {
+                b.extend_from_slice(&[0; 8]);
+                put_u16(b, 0); // layer
+                put_u16(b, 0); // alternate group
+                put_u16(
+                    b,
+                    if matches!(t.handler, Handler::Audio) {
+                        0x0100
+                    } else {
+                        0
+                    },
+                );
+                put_u16(b, 0);
+                UNITY_MATRIX.iter().for_each(|&m| put_u32(b, m));
+                put_u32(b, width << 16);
+                put_u32(b, height << 16);
+            },
+        );
+        if let Some((duration, media_time)) = t.edit {
+            write_box(b, b"edts", |b| {
+                write_full_box(b, b"elst", 1, 0, |b| {
+                    put_u32(b, 1);
+                    put_u64(b, duration);
+                    put_u64(b, media_time);
+                    put_u32(b, 0x0001_0000); // rate 1.0
+                });
+            });
+        }
+        write_box(b, b"mdia", |b| {
+            write_timed_full_box(
+                b,
+                b"mdhd",
+                0,
+                t.media_duration,
+                |b, wide| {
+                    put_times(b, wide);
+                    put_u32(b, t.timescale);
+                },
+                |b| {
+                    put_u16(b, 0x55c4); // language "und"
+                    put_u16(b, 0);
+                },
+            );
+            let (handler, name): (&[u8; 4], &[u8]) = match t.handler {
+                Handler::Video { .. } => (b"vide", b"VideoHandler\0"),
+                Handler::Audio => (b"soun", b"SoundHandler\0"),
+                Handler::Text { .. } => (b"text", b"WallClock\0"),
             };
             write_full_box(b, b"hdlr", 0, 0, |b| {
                 put_u32(b, 0);
@@ -138,9 +264,12 @@ fn write_trak(b: &mut Vec<u8>, t: &TrackSpec<'_>) {
                 b.extend_from_slice(name);
             });
             write_box(b, b"minf", |b| {
-                match t.video_size {
-                    Some(_) => write_full_box(b, b"vmhd", 0, 1, |b| b.extend_from_slice(&[0; 8])),
-                    None => write_full_box(b, b"smhd", 0, 0, |b| put_u32(b, 0)),
+                match t.handler {
+                    Handler::Video { .. } => {
+                        write_full_box(b, b"vmhd", 0, 1, |b| b.extend_from_slice(&[0; 8]))
+                    }
+                    Handler::Audio => write_full_box(b, b"smhd", 0, 0, |b| put_u32(b, 0)),
+                    Handler::Text { .. } => write_full_box(b, b"nmhd", 0, 0, |_| {}),
                 }
                 write_box(b, b"dinf", |b| {
                     write_full_box(b, b"dref", 0, 0, |b| {
@@ -153,13 +282,7 @@ fn write_trak(b: &mut Vec<u8>, t: &TrackSpec<'_>) {
                         put_u32(b, 1);
                         b.extend_from_slice(t.sample_entry);
                     });
-                    for empty in [b"stts", b"stsc", b"stco"] {
-                        write_full_box(b, empty, 0, 0, |b| put_u32(b, 0));
-                    }
-                    write_full_box(b, b"stsz", 0, 0, |b| {
-                        put_u32(b, 0);
-                        put_u32(b, 0);
-                    });
+                    tables(b);
                 });
             });
         });
@@ -346,6 +469,45 @@ pub fn children(payload: &[u8]) -> Result<Vec<BoxRef<'_>>, Error> {
             .ok_or_else(|| err!(DataLoss, "child box at byte {at} runs past its container"))?;
         at += b.len;
         out.push(b);
+    }
+    Ok(out)
+}
+
+/// The sample entry box of each track of an init section (`ftyp` … `moov`), with its track
+/// id, in `trak` order.
+pub fn sample_entries(init: &[u8]) -> Result<Vec<(u32, Vec<u8>)>, Error> {
+    let mut at = 0;
+    let moov = loop {
+        let b = next_box(init, at)?.ok_or_else(|| err!(DataLoss, "no moov in the init section"))?;
+        if &b.fourcc == b"moov" {
+            break b;
+        }
+        at += b.len;
+    };
+    let find = |payload, fourcc: &[u8; 4]| -> Result<BoxRef<'_>, Error> {
+        children(payload)?
+            .into_iter()
+            .find(|c| &c.fourcc == fourcc)
+            .ok_or_else(|| err!(DataLoss, "no {} box", show(fourcc)))
+    };
+    let mut out = Vec::new();
+    for trak in children(moov.payload)?
+        .into_iter()
+        .filter(|b| &b.fourcc == b"trak")
+    {
+        let tkhd = find(trak.payload, b"tkhd")?.payload;
+        let id_at = if tkhd.first() == Some(&1) { 20 } else { 12 };
+        let id = tkhd
+            .get(id_at..id_at + 4)
+            .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")))
+            .ok_or_else(|| err!(DataLoss, "tkhd too short"))?;
+        let stbl = find(
+            find(find(trak.payload, b"mdia")?.payload, b"minf")?.payload,
+            b"stbl",
+        )?;
+        let stsd = find(stbl.payload, b"stsd")?.payload;
+        let entry = next_box(stsd, 8)?.ok_or_else(|| err!(DataLoss, "empty stsd"))?;
+        out.push((id, stsd[8..8 + entry.len].to_vec()));
     }
     Ok(out)
 }

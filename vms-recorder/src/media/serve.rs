@@ -1,17 +1,53 @@
-//! Sending a prefix of a file over HTTP: `ETag`, `If-None-Match`, one `Range`, streamed in
-//! chunks so that memory does not grow with the file.
+//! Sending bytes over HTTP: a file's prefix or a body made of pieces (bytes in memory and
+//! stretches of files), with `ETag`, `If-None-Match` and one `Range`, streamed in chunks so
+//! that memory does not grow with the body.
 
-use std::path::Path;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use vms_core::{Error, IoResultExt};
 
 use super::range::{self, Plan};
 
-const CHUNK: usize = 256 * 1024;
+const CHUNK: u64 = 256 * 1024;
+
+/// A stretch of a body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Piece {
+    Mem(Bytes),
+    File {
+        path: PathBuf,
+        offset: u64,
+        len: u64,
+    },
+}
+
+impl Piece {
+    pub fn size(&self) -> u64 {
+        match self {
+            Piece::Mem(b) => b.len() as u64,
+            Piece::File { len, .. } => *len,
+        }
+    }
+
+    /// The part of this piece from `skip` on, at most `take` bytes.
+    fn slice(&self, skip: u64, take: u64) -> Piece {
+        let take = take.min(self.size() - skip);
+        match self {
+            Piece::Mem(b) => Piece::Mem(b.slice(skip as usize..(skip + take) as usize)),
+            Piece::File { path, offset, .. } => Piece::File {
+                path: path.clone(),
+                offset: offset + skip,
+                len: take,
+            },
+        }
+    }
+}
 
 /// Serves bytes `0..len` of the file at `path`.
 pub async fn file(
@@ -21,6 +57,22 @@ pub async fn file(
     content_type: &'static str,
     headers: &HeaderMap,
 ) -> Result<Response, Error> {
+    let piece = Piece::File {
+        path: path.to_owned(),
+        offset: 0,
+        len,
+    };
+    pieces(vec![piece], etag, content_type, headers).await
+}
+
+/// Serves the concatenation of `pieces`.
+pub async fn pieces(
+    pieces: Vec<Piece>,
+    etag: &str,
+    content_type: &'static str,
+    headers: &HeaderMap,
+) -> Result<Response, Error> {
+    let len: u64 = pieces.iter().map(Piece::size).sum();
     let etag_value = HeaderValue::from_str(etag).expect("an ETag is visible ASCII");
     if headers
         .get(header::IF_NONE_MATCH)
@@ -43,31 +95,45 @@ pub async fn file(
                 .into_response());
         }
     };
-    let mut f = tokio::fs::File::open(path)
-        .await
-        .io_context(|| format!("opening {}", path.display()))?;
-    f.seek(std::io::SeekFrom::Start(span.start))
-        .await
-        .io_context(|| format!("seeking {}", path.display()))?;
-    let left = span.end - span.start;
-    let body = futures::stream::unfold((f, left), |(mut f, left)| async move {
-        if left == 0 {
-            return None;
+    // The pieces the span covers, cut to it.
+    let mut todo = VecDeque::new();
+    let mut at = 0;
+    for p in &pieces {
+        let (start, end) = (at, at + p.size());
+        at = end;
+        if end <= span.start || start >= span.end {
+            continue;
         }
-        let mut buf = vec![0; CHUNK.min(usize::try_from(left).unwrap_or(CHUNK))];
-        match f.read(&mut buf).await {
-            Ok(0) => Some((
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "file shorter than its index row",
-                )),
-                (f, 0),
-            )),
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(bytes::Bytes::from(buf)), (f, left - n as u64)))
+        let skip = span.start.saturating_sub(start);
+        todo.push_back(p.slice(skip, span.end.min(end) - start - skip));
+    }
+    // The first file is opened before answering, so that a missing file is an error status
+    // rather than a cut body.
+    if let Some(Piece::File { path, .. }) = todo.iter().find(|p| matches!(p, Piece::File { .. })) {
+        tokio::fs::metadata(path)
+            .await
+            .io_context(|| format!("opening {}", path.display()))?;
+    }
+    let body = futures::stream::unfold(todo, |mut todo| async move {
+        let piece = todo.pop_front()?;
+        match piece {
+            Piece::Mem(b) => Some((Ok(b), todo)),
+            Piece::File { path, offset, len } => {
+                let n = len.min(CHUNK);
+                match read_at(&path, offset, n).await {
+                    Ok(b) => {
+                        if len > n {
+                            todo.push_front(Piece::File {
+                                path,
+                                offset: offset + n,
+                                len: len - n,
+                            });
+                        }
+                        Some((Ok(b), todo))
+                    }
+                    Err(e) => Some((Err(e), VecDeque::new())),
+                }
             }
-            Err(e) => Some((Err(e), (f, 0))),
         }
     });
     let mut r = Response::new(Body::from_stream(body));
@@ -88,4 +154,13 @@ pub async fn file(
         );
     }
     Ok(r)
+}
+
+/// Reads `len` bytes at `offset`; a file shorter than that is an error.
+async fn read_at(path: &Path, offset: u64, len: u64) -> std::io::Result<Bytes> {
+    let mut f = tokio::fs::File::open(path).await?;
+    f.seek(std::io::SeekFrom::Start(offset)).await?;
+    let mut buf = vec![0; len as usize];
+    f.read_exact(&mut buf).await?;
+    Ok(Bytes::from(buf))
 }

@@ -1,0 +1,386 @@
+//! Progressive MP4 exports, built from the stored fragments without re-encoding: `ftyp`, then
+//! `moov` (so a player starts at once), then one `mdat` whose bytes are runs of the stored
+//! files, referenced in place. The header comes from the index's frame tables alone.
+//!
+//! - The export starts at the keyframe at or before the requested start; an edit list makes
+//!   the presentation start exactly at it and end exactly at the requested end.
+//! - Gaps are collapsed in media time, so the file plays straight through; a `tx3g` text track
+//!   shows the wall clock, second by second, so the jump is visible.
+//! - A codec change inside the range splits the export into parts, one per configuration.
+
+use std::ops::Range;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use vms_core::gap::EndReason;
+use vms_core::time::{Duration90k, Time90k};
+use vms_core::{Error, bail};
+
+use crate::archive::index::SegmentRow;
+use crate::archive::mp4::{
+    self, Handler, Trak, put_u16, put_u32, put_u64, write_box, write_full_box, write_trak_box,
+};
+use crate::archive::segment::TableFrame;
+use crate::media::serve::Piece;
+use crate::service::hole_reason;
+
+/// A stored segment an export may draw on.
+pub struct Source {
+    pub row: SegmentRow,
+    pub frames: Vec<TableFrame>,
+    pub path: PathBuf,
+    /// The file's video sample entry.
+    pub entry: Vec<u8>,
+}
+
+/// A planned export file.
+pub struct Export {
+    pub pieces: Vec<Piece>,
+    /// Gaps collapsed out of the media timeline: wall-clock start, end, reason.
+    pub gaps: Vec<(Time90k, Time90k, EndReason)>,
+    /// The wall-clock range the file presents.
+    pub delivered: Range<Time90k>,
+    /// How many files the range needs, one per codec configuration.
+    pub parts: usize,
+}
+
+/// One frame chosen for the export.
+struct Picked<'a> {
+    src: &'a Source,
+    frame: &'a TableFrame,
+    wall: Time90k,
+}
+
+impl Picked<'_> {
+    fn end(&self) -> Time90k {
+        self.wall + Duration90k(i64::from(self.frame.duration_90k))
+    }
+}
+
+/// The frames of `sources` that `range` needs, split by codec configuration: each part starts
+/// at the keyframe at or before the range's start (or its first keyframe).
+fn pick<'a>(sources: &'a [Source], range: &Range<Time90k>) -> Vec<Vec<Picked<'a>>> {
+    let mut parts: Vec<Vec<Picked<'a>>> = Vec::new();
+    let mut entry: Option<&[u8]> = None;
+    for src in sources {
+        let mut wall = src.row.start;
+        let mut chosen = Vec::new();
+        for frame in &src.frames {
+            let end = wall + Duration90k(i64::from(frame.duration_90k));
+            if wall < range.end && end > range.start {
+                chosen.push(Picked { src, frame, wall });
+            } else if wall < range.start && frame.sync {
+                // A keyframe before the range: the part starts here if nothing comes between.
+                chosen.clear();
+                chosen.push(Picked { src, frame, wall });
+            } else if wall < range.start && !chosen.is_empty() {
+                chosen.push(Picked { src, frame, wall });
+            }
+            wall = end;
+        }
+        // Frames before the range that no frame of the range follows are not needed.
+        if chosen.last().is_some_and(|p| p.end() <= range.start) {
+            chosen.clear();
+        }
+        if chosen.is_empty() {
+            continue;
+        }
+        if entry != Some(src.entry.as_slice()) || parts.is_empty() {
+            parts.push(Vec::new());
+            entry = Some(&src.entry);
+        }
+        parts.last_mut().expect("pushed").extend(chosen);
+    }
+    parts
+}
+
+/// Plans part `part` (from 0) of the export of `range`.
+pub fn build(sources: &[Source], range: &Range<Time90k>, part: usize) -> Result<Export, Error> {
+    let parts = pick(sources, range);
+    let count = parts.len();
+    let Some(picked) = parts.into_iter().nth(part) else {
+        if count == 0 {
+            bail!(NotFound, "no footage in that range");
+        }
+        bail!(
+            NotFound,
+            "the range has {count} parts (one per codec configuration); no part {part}"
+        );
+    };
+    let first = &picked[0];
+    let last = picked.last().expect("a part has frames");
+    let lead = (range.start - first.wall).0.max(0);
+    let trail = (last.end() - range.end).0.max(0);
+    let media: i64 = picked.iter().map(|p| i64::from(p.frame.duration_90k)).sum();
+    let presented = u64::try_from(media - lead - trail).unwrap_or(0);
+    let delivered = first.wall.max(range.start)..last.end().min(range.end);
+
+    // Gaps, and the wall clock as text: a sample per displayed second, cut at every gap.
+    let mut gaps = Vec::new();
+    let mut texts: Vec<(String, u32)> = Vec::new();
+    for (i, p) in picked.iter().enumerate() {
+        let prev = i.checked_sub(1).map(|j| &picked[j]);
+        let jump = prev.is_some_and(|q| p.wall > q.end());
+        if let Some(q) = prev.filter(|_| jump) {
+            gaps.push((q.end(), p.wall, hole_reason(q.src.row.end_reason)));
+        }
+        let label = p
+            .wall
+            .timestamp()
+            .strftime("%Y-%m-%d %H:%M:%S UTC")
+            .to_string();
+        match texts.last_mut() {
+            Some((l, d)) if !jump && *l == label => *d += p.frame.duration_90k,
+            _ => texts.push((label, p.frame.duration_90k)),
+        }
+    }
+
+    // Video chunks: runs of frames adjacent in one file.
+    let mut chunks: Vec<(usize, Piece)> = Vec::new();
+    for (i, p) in picked.iter().enumerate() {
+        let size = u64::from(p.frame.size_bytes);
+        let adjacent = i > 0
+            && std::ptr::eq(picked[i - 1].src, p.src)
+            && picked[i - 1].frame.offset + u64::from(picked[i - 1].frame.size_bytes)
+                == p.frame.offset;
+        match chunks.last_mut() {
+            Some((n, Piece::File { len, .. })) if adjacent => {
+                *n += 1;
+                *len += size;
+            }
+            _ => chunks.push((
+                1,
+                Piece::File {
+                    path: p.src.path.clone(),
+                    offset: p.frame.offset,
+                    len: size,
+                },
+            )),
+        }
+    }
+    let mut text_data = Vec::new();
+    let mut text_sizes = Vec::new();
+    for (label, _) in &texts {
+        let start = text_data.len();
+        put_u16(&mut text_data, label.len() as u16);
+        text_data.extend_from_slice(label.as_bytes());
+        text_sizes.push((text_data.len() - start) as u32);
+    }
+
+    let video = Track {
+        durations: picked.iter().map(|p| p.frame.duration_90k).collect(),
+        sizes: picked.iter().map(|p| p.frame.size_bytes).collect(),
+        syncs: Some(picked.iter().map(|p| p.frame.sync).collect()),
+        chunks: chunks.iter().map(|(n, c)| (*n, c.size())).collect(),
+    };
+    let text = Track {
+        durations: texts.iter().map(|(_, d)| *d).collect(),
+        sizes: text_sizes,
+        syncs: None,
+        chunks: vec![(texts.len(), text_data.len() as u64)],
+    };
+    let (width, height) = (first.src.row.width, first.src.row.height);
+    let layout = Layout {
+        presented,
+        lead: lead as u64,
+        media: media as u64,
+        video_entry: &first.src.entry,
+        width,
+        height,
+    };
+    // The moov's length does not depend on the offsets in it (co64 entries are fixed size):
+    // write it once to learn where the data starts, then for real.
+    let mut head = ftyp();
+    let probe = moov(&layout, &video, &text, 0);
+    let data_start = (head.len() + probe.len() + 16) as u64;
+    head.extend_from_slice(&moov(&layout, &video, &text, data_start));
+    let data_len: u64 = chunks.iter().map(|(_, c)| c.size()).sum::<u64>() + text_data.len() as u64;
+    head.extend_from_slice(&1u32.to_be_bytes());
+    head.extend_from_slice(b"mdat");
+    head.extend_from_slice(&(data_len + 16).to_be_bytes());
+    let mut pieces = vec![Piece::Mem(Bytes::from(head))];
+    pieces.extend(chunks.into_iter().map(|(_, c)| c));
+    pieces.push(Piece::Mem(Bytes::from(text_data)));
+    Ok(Export {
+        pieces,
+        gaps,
+        delivered,
+        parts: count,
+    })
+}
+
+/// The sample tables of one track.
+struct Track {
+    durations: Vec<u32>,
+    sizes: Vec<u32>,
+    /// Which samples are sync samples; `None`: all are.
+    syncs: Option<Vec<bool>>,
+    /// Samples and bytes per chunk, in data order.
+    chunks: Vec<(usize, u64)>,
+}
+
+impl Track {
+    /// `stts`, `stss`, `stsz`, `stsc` and `co64`, the chunks starting at `offset`.
+    fn tables(&self, b: &mut Vec<u8>, mut offset: u64) {
+        let mut runs: Vec<(u32, u32)> = Vec::new();
+        for &d in &self.durations {
+            match runs.last_mut() {
+                Some((n, delta)) if *delta == d => *n += 1,
+                _ => runs.push((1, d)),
+            }
+        }
+        write_full_box(b, b"stts", 0, 0, |b| {
+            put_u32(b, runs.len() as u32);
+            for (n, d) in &runs {
+                put_u32(b, *n);
+                put_u32(b, *d);
+            }
+        });
+        if let Some(syncs) = &self.syncs {
+            let numbers: Vec<u32> = (1..)
+                .zip(syncs)
+                .filter(|(_, s)| **s)
+                .map(|(i, _)| i)
+                .collect();
+            write_full_box(b, b"stss", 0, 0, |b| {
+                put_u32(b, numbers.len() as u32);
+                numbers.iter().for_each(|&n| put_u32(b, n));
+            });
+        }
+        write_full_box(b, b"stsz", 0, 0, |b| {
+            put_u32(b, 0);
+            put_u32(b, self.sizes.len() as u32);
+            self.sizes.iter().for_each(|&s| put_u32(b, s));
+        });
+        let mut per_chunk: Vec<(u32, u32)> = Vec::new();
+        for (i, (n, _)) in (1..).zip(&self.chunks) {
+            if per_chunk.last().is_none_or(|(_, m)| *m != *n as u32) {
+                per_chunk.push((i, *n as u32));
+            }
+        }
+        write_full_box(b, b"stsc", 0, 0, |b| {
+            put_u32(b, per_chunk.len() as u32);
+            for (first, n) in &per_chunk {
+                put_u32(b, *first);
+                put_u32(b, *n);
+                put_u32(b, 1);
+            }
+        });
+        write_full_box(b, b"co64", 0, 0, |b| {
+            put_u32(b, self.chunks.len() as u32);
+            for (_, len) in &self.chunks {
+                put_u64(b, offset);
+                offset += len;
+            }
+        });
+    }
+
+    fn data_len(&self) -> u64 {
+        self.chunks.iter().map(|(_, l)| l).sum()
+    }
+}
+
+/// What the `moov` needs besides the sample tables.
+struct Layout<'a> {
+    /// Presentation length (90 kHz), after the edit.
+    presented: u64,
+    /// Media time the presentation starts at.
+    lead: u64,
+    /// Media length of the frames.
+    media: u64,
+    video_entry: &'a [u8],
+    width: u32,
+    height: u32,
+}
+
+fn ftyp() -> Vec<u8> {
+    let mut b = Vec::new();
+    write_box(&mut b, b"ftyp", |b| {
+        b.extend_from_slice(b"isom");
+        put_u32(b, 0x200);
+        for brand in [b"isom", b"iso2", b"avc1", b"mp41"] {
+            b.extend_from_slice(brand);
+        }
+    });
+    b
+}
+
+/// The `tx3g` sample entry: white text, bottom centre.
+fn tx3g_entry() -> Vec<u8> {
+    let mut b = Vec::new();
+    write_box(&mut b, b"tx3g", |b| {
+        b.extend_from_slice(&[0; 6]);
+        put_u16(b, 1); // data reference index
+        put_u32(b, 0); // display flags
+        b.extend_from_slice(&[1, 0xff]); // centred, at the bottom
+        b.extend_from_slice(&[0, 0, 0, 0]); // background
+        b.extend_from_slice(&[0; 8]); // default text box
+        put_u16(b, 0); // style: first char
+        put_u16(b, 0); // last char
+        put_u16(b, 1); // font id
+        b.push(0); // face
+        b.push(18); // size
+        b.extend_from_slice(&[0xff; 4]); // colour
+        write_box(b, b"ftab", |b| {
+            put_u16(b, 1);
+            put_u16(b, 1);
+            let name = b"Sans-Serif";
+            b.push(name.len() as u8);
+            b.extend_from_slice(name);
+        });
+    });
+    b
+}
+
+fn moov(l: &Layout<'_>, video: &Track, text: &Track, data_start: u64) -> Vec<u8> {
+    let mut b = Vec::new();
+    write_box(&mut b, b"moov", |b| {
+        write_full_box(b, b"mvhd", 1, 0, |b| {
+            put_u64(b, 0);
+            put_u64(b, 0);
+            put_u32(b, 90_000);
+            put_u64(b, l.presented);
+            put_u32(b, 0x0001_0000); // rate
+            put_u16(b, 0x0100); // volume
+            b.extend_from_slice(&[0; 10]);
+            mp4::UNITY_MATRIX.iter().for_each(|&m| put_u32(b, m));
+            b.extend_from_slice(&[0; 24]);
+            put_u32(b, 3); // next track id
+        });
+        let edit = Some((l.presented, l.lead));
+        write_trak_box(
+            b,
+            &Trak {
+                track_id: 1,
+                timescale: 90_000,
+                sample_entry: l.video_entry,
+                handler: Handler::Video {
+                    width: l.width,
+                    height: l.height,
+                },
+                duration: l.presented,
+                media_duration: l.media,
+                edit,
+            },
+            |b| video.tables(b, data_start),
+        );
+        let entry = tx3g_entry();
+        write_trak_box(
+            b,
+            &Trak {
+                track_id: 2,
+                timescale: 90_000,
+                sample_entry: &entry,
+                handler: Handler::Text {
+                    width: l.width,
+                    height: l.height,
+                },
+                duration: l.presented,
+                media_duration: l.media,
+                edit,
+            },
+            |b| text.tables(b, data_start + video.data_len()),
+        );
+    });
+    b
+}
