@@ -1242,6 +1242,7 @@ const RECORDINGS: &str = "/api/v1/cameras/{id}/recordings";
 const CAMERA_HOLDS: &str = "/api/v1/cameras/{id}/holds";
 const PLAYBACK: &str = "/api/v1/cameras/{id}/playback.m3u8";
 const SEGMENT: &str = "/api/v1/cameras/{id}/segments/{file}";
+const EXPORT: &str = "/api/v1/cameras/{id}/export.mp4";
 const HOLDS: &str = "/api/v1/holds";
 const HOLD: &str = "/api/v1/holds/{id}";
 /// A well-formed id that names nothing.
@@ -1614,6 +1615,22 @@ async fn a_running_recorder_serves_and_answers_as_the_openapi_document_says() {
         .and_then(|l| l.strip_prefix("segments/"))
         .and_then(|l| l.split_once('?'))
         .map(|(f, _)| f.to_owned());
+    c.expect(req(Method::GET, EXPORT).arg(&a).query(&span), 200)
+        .await;
+    c.expect(
+        req(Method::GET, EXPORT)
+            .arg(&a)
+            .query(&format!("{span}&part=7")),
+        404,
+    )
+    .await;
+    c.expect(
+        req(Method::GET, EXPORT)
+            .arg(&a)
+            .query(&format!("{span}&part=-1")),
+        400,
+    )
+    .await;
     match &file {
         Some(file) => {
             c.expect(
