@@ -319,3 +319,34 @@ async fn hls_playback_over_segments_and_a_reconnect_plays_in_ffmpeg() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_over_udp_records() {
+    let sim = sim(
+        "[[camera]]\nname = \"u\"\n[[camera.streams]]\nwidth = 320\nheight = 180\nfps = 15\n\
+         gop_frames = 15\n",
+    );
+    let mut camera = camera_toml("u", &[("main", sim.url("u", "main", None))]);
+    camera.push_str("transport = \"udp\"\n");
+    let dirs = RecorderDirs::new(&camera);
+    let rec = RemoteRecorder::start(&dirs).expect("recorder starts");
+    let id = rec.cameras().await.unwrap().cameras[0].id.clone();
+    let from = now();
+    // Three seconds of footage made durable over RTP/UDP.
+    let frames = eventually(Duration::from_secs(30), || async {
+        let l = rec
+            .recordings(&id, "main", &from.to_rfc3339(), &now().to_rfc3339())
+            .await
+            .ok()?;
+        let frames: u64 = l.ranges.iter().map(|r| r.frames).sum();
+        (frames >= 45).then_some(frames)
+    })
+    .await;
+    let cam = rec.cameras().await.unwrap().cameras.remove(0);
+    assert_eq!(cam.streams[0].transport, "udp");
+    assert!(
+        frames.is_some(),
+        "no footage over UDP: {:?}",
+        cam.streams[0].status
+    );
+}

@@ -337,14 +337,7 @@ async fn recordings(
 ) -> ApiResult<Json<wire::Recordings>> {
     let id = camera_id(&id)?;
     let Query(q) = q.map_err(bad_query)?;
-    let start = Time90k::parse_rfc3339(&q.start).map_err(|e| e.context("start"))?;
-    let end = Time90k::parse_rfc3339(&q.end).map_err(|e| e.context("end"))?;
-    if end <= start {
-        return Err(err!(InvalidArgument, "end must be after start").into());
-    }
-    if (end - start).0 > MAX_LISTING_SECS * 90_000 {
-        return Err(err!(InvalidArgument, "a listing spans at most 31 days").into());
-    }
+    let std::ops::Range { start, end } = time_range(&q.start, &q.end, MAX_LISTING_SECS)?;
     let (camera, streams) = s
         .camera(id)
         .await
@@ -457,6 +450,19 @@ async fn recordings(
     }))
 }
 
+/// `start` and `end` of a query: RFC 3339, in order, at most `max_secs` apart.
+fn time_range(start: &str, end: &str, max_secs: i64) -> ApiResult<std::ops::Range<Time90k>> {
+    let start = Time90k::parse_rfc3339(start).map_err(|e| e.context("start"))?;
+    let end = Time90k::parse_rfc3339(end).map_err(|e| e.context("end"))?;
+    if end <= start {
+        return Err(err!(InvalidArgument, "end must be after start").into());
+    }
+    if (end - start).0 > max_secs * 90_000 {
+        return Err(err!(InvalidArgument, "a range spans at most {max_secs} s").into());
+    }
+    Ok(start..end)
+}
+
 /// The longest range one playlist may span.
 const MAX_PLAYLIST_SECS: i64 = 24 * 3600;
 
@@ -476,15 +482,7 @@ struct MediaQuery {
 impl MediaQuery {
     fn range(&self, max_secs: i64) -> ApiResult<std::ops::Range<Time90k>> {
         crate::archive::layout::check_stream_name(&self.stream).map_err(|e| e.context("stream"))?;
-        let start = Time90k::parse_rfc3339(&self.start).map_err(|e| e.context("start"))?;
-        let end = Time90k::parse_rfc3339(&self.end).map_err(|e| e.context("end"))?;
-        if end <= start {
-            return Err(err!(InvalidArgument, "end must be after start").into());
-        }
-        if (end - start).0 > max_secs * 90_000 {
-            return Err(err!(InvalidArgument, "a range spans at most {max_secs} s").into());
-        }
-        Ok(start..end)
+        time_range(&self.start, &self.end, max_secs)
     }
 }
 
