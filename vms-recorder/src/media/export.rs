@@ -384,3 +384,127 @@ fn moov(l: &Layout<'_>, video: &Track, text: &Track, data_start: u64) -> Vec<u8>
     });
     b
 }
+
+#[cfg(test)]
+mod tests {
+    use vms_core::id::{CameraId, RunId, StorageRootId};
+
+    use super::*;
+
+    /// A segment of `n` frames at 15 fps starting at `start` seconds, a keyframe every 15
+    /// frames, one fragment per keyframe.
+    fn source(start: i64, n: usize, entry: &[u8], end_reason: EndReason) -> Source {
+        let mut frames = Vec::new();
+        let mut offset = 500;
+        for i in 0..n {
+            let fragment_start = (i % 15 == 0).then(|| {
+                offset += 100;
+                offset - 100
+            });
+            frames.push(TableFrame {
+                duration_90k: 6000,
+                size_bytes: 1000 + i as u32,
+                sync: i % 15 == 0,
+                offset,
+                fragment_start,
+            });
+            offset += 1000 + i as u64;
+        }
+        Source {
+            row: SegmentRow {
+                camera: CameraId::generate(),
+                stream: "main".into(),
+                root: StorageRootId::generate(),
+                run: RunId::generate(),
+                run_segment: 0,
+                start: Time90k(start * 90_000),
+                media_start_90k: 0,
+                duration: Duration90k(6000 * n as i64),
+                frames: n as u32,
+                keyframes: n.div_ceil(15) as u32,
+                size_bytes: offset,
+                sha256: [0; 32],
+                end_reason,
+                recorder_synced: true,
+                recorder_error_ms: None,
+                camera_offset_ms: None,
+                video_codec: "avc1.64001e".into(),
+                width: 640,
+                height: 360,
+                audio_codec: None,
+            },
+            frames,
+            path: format!("/r/{start}.mp4").into(),
+            entry: entry.to_vec(),
+        }
+    }
+
+    fn secs(s: f64) -> Time90k {
+        Time90k((s * 90_000.0) as i64)
+    }
+
+    #[test]
+    fn starts_at_the_keyframe_before_and_edits_to_the_exact_range() {
+        // 0–10 s, 10–20 s (a disconnect after it), 30–40 s.
+        let sources = [
+            source(0, 150, b"A", EndReason::Rotated),
+            source(10, 150, b"A", EndReason::Disconnect),
+            source(30, 150, b"A", EndReason::RecorderStopped),
+        ];
+        let range = secs(2.5)..secs(35.5);
+        let e = build(&sources, &range, 0).unwrap();
+        assert_eq!(e.parts, 1);
+        assert_eq!(e.gaps, [(secs(20.0), secs(30.0), EndReason::Disconnect)]);
+        assert_eq!(e.delivered, range);
+        // The first chunk starts at the keyframe of 2 s: frame 30 of the first file.
+        let first_chunk = e.pieces.iter().find(|p| matches!(p, Piece::File { .. }));
+        assert_eq!(
+            first_chunk,
+            Some(&Piece::File {
+                path: "/r/0.mp4".into(),
+                offset: sources[0].frames[30].offset,
+                len: (30..45).map(|i| 1000 + i).sum(),
+            })
+        );
+        // Video samples: 2 s .. 20 s and 30 s .. 36 s (the frame at 35.46 s ends at 35.53 s).
+        let Piece::Mem(head) = &e.pieces[0] else {
+            panic!("the header comes first")
+        };
+        let head = head.as_ref();
+        let elst = head.windows(4).position(|w| w == b"elst").unwrap();
+        let entry = &head[elst + 12..elst + 28];
+        let presented = u64::from_be_bytes(entry[..8].try_into().unwrap());
+        let media_time = u64::from_be_bytes(entry[8..].try_into().unwrap());
+        assert_eq!(media_time, 45_000, "0.5 s from the keyframe at 2 s");
+        assert_eq!(presented, (33 - 10) * 90_000, "the range less the 10 s gap");
+        assert!(head.windows(4).any(|w| w == b"tx3g"));
+        let total: u64 = e.pieces.iter().map(Piece::size).sum();
+        let mdat = head.windows(4).position(|w| w == b"mdat").unwrap();
+        let mdat_size = u64::from_be_bytes(head[mdat + 4..mdat + 12].try_into().unwrap());
+        assert_eq!(
+            mdat as u64 - 4 + mdat_size,
+            total,
+            "the mdat runs to the end"
+        );
+    }
+
+    #[test]
+    fn a_codec_change_splits_the_export_and_empty_ranges_are_refused() {
+        let sources = [
+            source(0, 150, b"A", EndReason::CodecChange),
+            source(10, 150, b"B", EndReason::RecorderStopped),
+        ];
+        let range = secs(5.0)..secs(15.0);
+        let a = build(&sources, &range, 0).unwrap();
+        let b = build(&sources, &range, 1).unwrap();
+        assert_eq!((a.parts, b.parts), (2, 2));
+        assert_eq!(a.delivered, secs(5.0)..secs(10.0));
+        assert_eq!(b.delivered, secs(10.0)..secs(15.0));
+        assert_eq!(
+            build(&sources, &range, 2).err().unwrap().kind(),
+            vms_core::ErrorKind::NotFound
+        );
+        let none = build(&sources, &(secs(50.0)..secs(60.0)), 0);
+        assert_eq!(none.err().unwrap().kind(), vms_core::ErrorKind::NotFound);
+    }
+}
