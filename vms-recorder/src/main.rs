@@ -61,9 +61,7 @@ fn main() -> anyhow::Result<()> {
             if !coalesce.is_zero() {
                 runtime.on_thread_park(move || std::thread::sleep(coalesce));
             }
-            runtime
-                .build()?
-                .block_on(run(config))
+            runtime.build()?.block_on(run(config))
         }
         Command::Reindex { config, verify } => {
             let config = Config::load(&config)?;
