@@ -8,6 +8,7 @@ pub mod config;
 pub mod holds;
 pub mod ingest;
 pub mod journal;
+pub mod media;
 pub mod recording;
 pub mod service;
 pub mod supervisor;
