@@ -1,21 +1,28 @@
 //! Decoding of stored H.264/H.265 on demand, never on the recording path: the picture of one
-//! frame, and its JPEG for snapshots and thumbnails. The only module that touches ffmpeg-next.
+//! frame (snapshots, thumbnails), its JPEG, and the H.265 → H.264 transcoder of exports with
+//! the camera name and wall-clock time burned in. The only module that touches ffmpeg-next.
 //!
 //! Input is what the archive stores: the `avc1`/`hvc1` sample entry and samples of
 //! length-prefixed NAL units. ffmpeg-next has no safe way to hand a decoder its extradata, so
 //! the decoder is fed Annex B: each length prefix becomes a start code, and the parameter sets
-//! of the sample entry go in front of every keyframe.
+//! of the sample entry go in front of every keyframe. The encoder's output goes the other way:
+//! x264 writes Annex B with in-band parameter sets, which become an `avcC` and length-prefixed
+//! samples again.
 //!
 //! Everything here is CPU-bound and blocking: callers run it on `spawn_blocking` or a thread of
-//! their own. Decoders use one thread each (FFmpeg's default).
+//! their own. Decoders and the encoder use one thread each (FFmpeg's default).
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use ff::format::Pixel;
 use ffmpeg_next as ff;
+use vms_core::time::Duration90k;
 use vms_core::{Error, bail, err};
 
 use crate::archive::mp4;
+use crate::ingest::VideoParams;
 
 /// Bytes of a VisualSampleEntry's own fields (ISO/IEC 14496-12 §12.1.3), between the box
 /// header and its child boxes.
@@ -25,6 +32,21 @@ const START_CODE: [u8; 4] = [0, 0, 0, 1];
 
 /// The clock of every timestamp here: 90 kHz, as stored.
 const TIME_BASE: (i32, i32) = (1, 90_000);
+
+/// The font of the burned-in text unless [`TranscodeOptions`] names another (Debian package
+/// `fonts-dejavu-core`, installed by `deploy/setup.sh`).
+pub const DEFAULT_FONT_FILE: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
+/// Frame metadata keys that carry the burned-in text from [`Transcoder::push`] to `drawtext`.
+const CAMERA_KEY: &str = "vms_camera";
+const CLOCK_KEY: &str = "vms_clock";
+
+/// Longest interval between keyframes of a transcoded export, beyond the source's own
+/// keyframes (which are kept).
+const MAX_KEYFRAME_INTERVAL_SECS: u32 = 4;
+
+/// Frame rate assumed for an export too short to measure one.
+const FALLBACK_FPS: i32 = 25;
 
 /// MJPEG's quantiser scale at JPEG quality 1 and 100.
 const QSCALE_WORST: u32 = 31;
@@ -481,6 +503,532 @@ pub fn jpeg(frame: &DecodedFrame, max_width: Option<u32>, quality: u8) -> Result
     }
 }
 
+/// Settings of a [`Transcoder`].
+#[derive(Clone, Debug)]
+pub struct TranscodeOptions {
+    /// TrueType font of the burned-in text. Default: [`DEFAULT_FONT_FILE`].
+    pub font_file: PathBuf,
+    /// x264's constant rate factor, 0 (lossless) to 51; lower is better and larger.
+    /// Default: 23.
+    pub crf: u8,
+}
+
+impl Default for TranscodeOptions {
+    fn default() -> Self {
+        TranscodeOptions {
+            font_file: PathBuf::from(DEFAULT_FONT_FILE),
+            crf: 23,
+        }
+    }
+}
+
+/// One encoded H.264 frame, ready to be an MP4 sample.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedPacket {
+    /// NAL units, each after its 4-byte big-endian length; parameter sets are in the sample
+    /// entry, not here.
+    pub data: Vec<u8>,
+    /// Presentation and decode time, on the input's media timeline. They are equal: the
+    /// encoder makes no B-frames, so MP4 needs no composition offsets.
+    pub pts: Duration90k,
+    pub dts: Duration90k,
+    pub keyframe: bool,
+}
+
+/// What a [`Transcoder`] leaves when it finishes.
+#[derive(Debug)]
+pub struct Finished {
+    /// The packets still held by the encoder.
+    pub packets: Vec<EncodedPacket>,
+    /// The `avc1` sample entry (with `avcC`), codec string and size of the output.
+    pub params: VideoParams,
+}
+
+/// Escapes `value` for one level of FFmpeg's option syntax (`av_get_token`): a backslash goes
+/// before every character in `special` and every whitespace character, so that each stands for
+/// itself.
+fn escape(value: &str, special: &[char]) -> String {
+    let mut out = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        if special.contains(&c) || c.is_whitespace() {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Escapes the value of a filter option given to `avfilter_init_str`, where `:` separates
+/// options.
+fn escape_option(value: &str) -> String {
+    escape(value, &['\\', '\'', ':'])
+}
+
+/// Text for burning in: control characters (a NUL above all, which FFmpeg's C strings cannot
+/// hold) become spaces.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// The filter graph `buffer → drawtext → buffersink (yuv420p)` for pictures like `first`.
+///
+/// The burned-in text never enters the filter description: drawtext prints it from each
+/// frame's metadata (`%{metadata:…}`), verbatim, so nothing a camera name holds can change the
+/// filter. Only the font path is escaped.
+fn build_filter(first: &ff::frame::Video, font: &str) -> Result<ff::filter::Graph, Error> {
+    let filter = |name: &str| {
+        ff::filter::find(name)
+            .ok_or_else(|| err!(FailedPrecondition, "this FFmpeg has no {name} filter"))
+    };
+    let graph_err = |e: ff::Error| err!(Internal, source: e, "building the text filter");
+    let mut graph = ff::filter::Graph::new();
+    let aspect = first.aspect_ratio();
+    let aspect = if aspect.numerator() > 0 && aspect.denominator() > 0 {
+        aspect
+    } else {
+        ff::Rational(1, 1)
+    };
+    let buffer_args = format!(
+        "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect={}/{}",
+        first.width(),
+        first.height(),
+        ff::ffi::AVPixelFormat::from(first.format()) as i32,
+        TIME_BASE.0,
+        TIME_BASE.1,
+        aspect.numerator(),
+        aspect.denominator(),
+    );
+    let size = (first.height() / 24).max(12);
+    let pad = size / 3;
+    let drawtext_args = format!(
+        "fontfile={}:text={}:fontsize={size}:fontcolor=white:box=1:boxcolor=black@0.6:\
+         boxborderw={pad}:x={pad}:y={pad}",
+        escape_option(font),
+        escape_option(&format!(
+            "%{{metadata:{CAMERA_KEY}}}  %{{metadata:{CLOCK_KEY}}}"
+        )),
+    );
+    let mut source = graph
+        .add(&filter("buffer")?, "in", &buffer_args)
+        .map_err(graph_err)?;
+    let mut text = graph
+        .add(&filter("drawtext")?, "text", &drawtext_args)
+        .map_err(|e| err!(FailedPrecondition, source: e, "setting up drawtext with font {font}"))?;
+    let mut sink = graph
+        .add(&filter("buffersink")?, "out", "")
+        .map_err(graph_err)?;
+    sink.set_pixel_format(Pixel::YUV420P);
+    source.link(0, &mut text, 0);
+    text.link(0, &mut sink, 0);
+    graph.validate().map_err(graph_err)?;
+    Ok(graph)
+}
+
+/// The `avcC` record, codec string and sample entry of x264's output.
+fn h264_params(sps: &[u8], pps: &[u8], width: u32, height: u32) -> Result<VideoParams, Error> {
+    let (Some(&[profile, compatibility, level]), Ok(sps_len), Ok(pps_len)) = (
+        sps.get(1..4),
+        u16::try_from(sps.len()),
+        u16::try_from(pps.len()),
+    ) else {
+        bail!(
+            Internal,
+            "x264 gave an SPS of {} bytes and a PPS of {}",
+            sps.len(),
+            pps.len()
+        );
+    };
+    let mut avcc = vec![1, profile, compatibility, level, 0xfc | 3, 0xe0 | 1];
+    avcc.extend_from_slice(&sps_len.to_be_bytes());
+    avcc.extend_from_slice(sps);
+    avcc.push(1);
+    avcc.extend_from_slice(&pps_len.to_be_bytes());
+    avcc.extend_from_slice(pps);
+    if matches!(profile, 100 | 110 | 122 | 144) {
+        // The encoder is fed 8-bit 4:2:0: chroma_format_idc 1, bit depths 8, no SPS extensions.
+        avcc.extend_from_slice(&[0xfc | 1, 0xf8, 0xf8, 0]);
+    }
+    let (Ok(w16), Ok(h16)) = (u16::try_from(width), u16::try_from(height)) else {
+        bail!(Internal, "{width}x{height} does not fit a sample entry");
+    };
+    let mut sample_entry = Vec::new();
+    mp4::write_box(&mut sample_entry, b"avc1", |b| {
+        b.extend_from_slice(&[0; 6]); // reserved
+        b.extend_from_slice(&1u16.to_be_bytes()); // data reference index
+        b.extend_from_slice(&[0; 16]); // pre-defined and reserved
+        b.extend_from_slice(&w16.to_be_bytes());
+        b.extend_from_slice(&h16.to_be_bytes());
+        b.extend_from_slice(&0x0048_0000u32.to_be_bytes()); // 72 dpi
+        b.extend_from_slice(&0x0048_0000u32.to_be_bytes());
+        b.extend_from_slice(&[0; 4]); // reserved
+        b.extend_from_slice(&1u16.to_be_bytes()); // frames per sample
+        b.extend_from_slice(&[0; 32]); // compressor name
+        b.extend_from_slice(&0x0018u16.to_be_bytes()); // depth: colour
+        b.extend_from_slice(&(-1i16).to_be_bytes()); // pre-defined
+        mp4::write_box(b, b"avcC", |b| b.extend_from_slice(&avcc));
+    });
+    Ok(VideoParams {
+        sample_entry,
+        codec: format!("avc1.{profile:02x}{compatibility:02x}{level:02x}"),
+        width,
+        height,
+    })
+}
+
+/// The NAL units of an Annex B buffer.
+fn split_annex_b(data: &[u8]) -> Vec<&[u8]> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= data.len() {
+        if data[i..i + 3] == [0, 0, 1] {
+            starts.push((i, i + 3));
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut out = Vec::with_capacity(starts.len());
+    for (k, &(_, payload)) in starts.iter().enumerate() {
+        let end = starts.get(k + 1).map_or(data.len(), |&(next, _)| next);
+        let mut nal = &data[payload..end];
+        // A zero before the next start code belongs to it (a 4-byte start code).
+        while let [rest @ .., 0] = nal {
+            nal = rest;
+        }
+        if !nal.is_empty() {
+            out.push(nal);
+        }
+    }
+    out
+}
+
+/// H.264 NAL unit types of the parameter sets, which go into the `avcC`.
+const NAL_SPS: u8 = 7;
+const NAL_PPS: u8 = 8;
+
+/// The H.264 encoder, opened once the first two pictures give the frame rate.
+enum Encoder {
+    Waiting(Vec<ff::frame::Video>),
+    Open(ff::encoder::video::Encoder),
+}
+
+/// Transcodes stored frames to H.264 (libx264, preset `veryfast`) for players that cannot play
+/// H.265, burning the camera name and each frame's wall-clock time into the picture. Frames go
+/// in with [`push`](Self::push) in decode order from a keyframe, with strictly increasing
+/// timestamps; packets come out in the same order with the same timestamps, as the encoder
+/// gives them up.
+pub struct Transcoder {
+    decoder: Decoder,
+    camera: String,
+    font: String,
+    crf: u8,
+    /// The text of frames sent to the decoder whose picture has not come out yet, by pts.
+    clock_texts: BTreeMap<i64, String>,
+    last_pts: Option<i64>,
+    pushed: u64,
+    filter: Option<ff::filter::Graph>,
+    encoder: Encoder,
+    /// Parameter sets from x264's first keyframe, and what they give.
+    params: Option<(Vec<u8>, Vec<u8>, VideoParams)>,
+}
+
+impl Transcoder {
+    /// A transcoder for frames of the `avc1`/`hvc1` sample entry `entry`, from camera
+    /// `camera_name`.
+    pub fn new(
+        entry: &[u8],
+        camera_name: &str,
+        options: &TranscodeOptions,
+    ) -> Result<Transcoder, Error> {
+        let decoder = Decoder::open(entry)?;
+        if options.crf > 51 {
+            bail!(InvalidArgument, "x264 CRF {} is not in 0..=51", options.crf);
+        }
+        if ff::encoder::find_by_name("libx264").is_none() {
+            bail!(FailedPrecondition, "this FFmpeg has no libx264 encoder");
+        }
+        let font = font_path(&options.font_file)?;
+        Ok(Transcoder {
+            decoder,
+            camera: printable(camera_name),
+            font,
+            crf: options.crf,
+            clock_texts: BTreeMap::new(),
+            last_pts: None,
+            pushed: 0,
+            filter: None,
+            encoder: Encoder::Waiting(Vec::new()),
+            params: None,
+        })
+    }
+
+    /// The output's sample entry, codec string and size, once the first packet is out.
+    pub fn params(&self) -> Option<&VideoParams> {
+        self.params.as_ref().map(|(_, _, p)| p)
+    }
+
+    /// Transcodes one frame with presentation time `pts`, burning in `wall_clock` after the
+    /// camera name. Returns the packets the encoder gave up, maybe none.
+    pub fn push(
+        &mut self,
+        frame: StoredFrame<'_>,
+        pts: Duration90k,
+        wall_clock: &str,
+    ) -> Result<Vec<EncodedPacket>, Error> {
+        let index = self.pushed;
+        let at = |e: Error| e.context(format_args!("transcoding frame {index} (pts {})", pts.0));
+        if index == 0 && !frame.keyframe {
+            return Err(at(err!(
+                InvalidArgument,
+                "the first frame is not a keyframe"
+            )));
+        }
+        if let Some(last) = self.last_pts.filter(|&last| pts.0 <= last) {
+            return Err(at(err!(
+                InvalidArgument,
+                "pts does not follow the previous {last}"
+            )));
+        }
+        self.pushed += 1;
+        self.last_pts = Some(pts.0);
+        self.clock_texts.insert(pts.0, printable(wall_clock));
+        self.decoder.send(frame, pts.0).map_err(at)?;
+        let mut out = Vec::new();
+        self.drain_decoder(&mut out).map_err(at)?;
+        Ok(out)
+    }
+
+    /// Flushes decoder, filter and encoder, and returns the last packets and the output's
+    /// parameters.
+    pub fn finish(mut self) -> Result<Finished, Error> {
+        let at = |e: Error| e.context("finishing a transcode");
+        let mut packets = Vec::new();
+        self.decoder.send_eof().map_err(at)?;
+        self.drain_decoder(&mut packets).map_err(at)?;
+        if let Some(graph) = &mut self.filter {
+            filter_context(graph, "in")
+                .map_err(at)?
+                .source()
+                .flush()
+                .map_err(|e| at(err!(Internal, source: e, "flushing the text filter")))?;
+            self.drain_filter(&mut packets).map_err(at)?;
+        }
+        if let Encoder::Waiting(pending) = &self.encoder
+            && !pending.is_empty()
+        {
+            self.open_encoder().map_err(at)?;
+            self.drain_encoder(&mut packets).map_err(at)?;
+        }
+        if let Encoder::Open(encoder) = &mut self.encoder {
+            encoder
+                .send_eof()
+                .map_err(|e| at(err!(Internal, source: e, "flushing x264")))?;
+            self.drain_encoder(&mut packets).map_err(at)?;
+        }
+        match self.params {
+            Some((_, _, params)) => Ok(Finished { packets, params }),
+            None => Err(at(err!(
+                DataLoss,
+                "no picture decoded from {} frames",
+                self.pushed
+            ))),
+        }
+    }
+
+    /// Burns text into every picture the decoder has ready and passes it on.
+    fn drain_decoder(&mut self, out: &mut Vec<EncodedPacket>) -> Result<(), Error> {
+        while let Some(mut picture) = self.decoder.receive()? {
+            let pts = picture.pts().unwrap_or(i64::MIN);
+            // Pictures come out in presentation order: texts before this one are of frames
+            // the decoder dropped.
+            let later = self.clock_texts.split_off(&pts.saturating_add(1));
+            let clock = std::mem::replace(&mut self.clock_texts, later)
+                .remove(&pts)
+                .unwrap_or_default();
+            let mut metadata = ff::Dictionary::new();
+            metadata.set(CAMERA_KEY, &self.camera);
+            metadata.set(CLOCK_KEY, &clock);
+            picture.set_metadata(metadata);
+            // Keep the source's keyframes; x264 picks the type of every other picture.
+            picture.set_kind(if picture.is_key() {
+                ff::picture::Type::I
+            } else {
+                ff::picture::Type::None
+            });
+            let graph = match &mut self.filter {
+                Some(graph) => graph,
+                None => self.filter.insert(build_filter(&picture, &self.font)?),
+            };
+            filter_context(graph, "in")?
+                .source()
+                .add(&picture)
+                .map_err(|e| err!(Internal, source: e, "feeding the text filter"))?;
+            self.drain_filter(out)?;
+        }
+        Ok(())
+    }
+
+    /// Encodes every picture the filter has ready.
+    fn drain_filter(&mut self, out: &mut Vec<EncodedPacket>) -> Result<(), Error> {
+        let Some(graph) = &mut self.filter else {
+            return Ok(());
+        };
+        let mut sink = filter_context(graph, "out")?;
+        loop {
+            let mut picture = ff::frame::Video::empty();
+            match sink.sink().frame(&mut picture) {
+                Ok(()) => {}
+                Err(e) if is_drained(&e) => return Ok(()),
+                Err(e) => bail!(Internal, source: e, "running the text filter"),
+            }
+            match &mut self.encoder {
+                Encoder::Open(encoder) => {
+                    encoder
+                        .send_frame(&picture)
+                        .map_err(|e| err!(Internal, source: e, "x264 rejects a picture"))?;
+                    self.drain_encoder(out)?;
+                }
+                Encoder::Waiting(pending) => {
+                    pending.push(picture);
+                    if pending.len() == 2 {
+                        self.open_encoder()?;
+                        self.drain_encoder(out)?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Opens x264 for the pictures waiting, at the frame rate of their first two, and sends
+    /// them.
+    fn open_encoder(&mut self) -> Result<(), Error> {
+        let Encoder::Waiting(pending) = &mut self.encoder else {
+            return Ok(());
+        };
+        let pending = std::mem::take(pending);
+        let Some(first) = pending.first() else {
+            bail!(Internal, "opening x264 without a picture");
+        };
+        let fps = match (first.pts(), pending.get(1).and_then(|p| p.pts())) {
+            (Some(a), Some(b)) if b > a => {
+                ff::Rational(TIME_BASE.1, i32::try_from(b - a).unwrap_or(i32::MAX)).reduce()
+            }
+            _ => ff::Rational(FALLBACK_FPS, 1),
+        };
+        let codec = ff::encoder::find_by_name("libx264")
+            .ok_or_else(|| err!(FailedPrecondition, "this FFmpeg has no libx264 encoder"))?;
+        let mut encoder = ff::codec::Context::new_with_codec(codec)
+            .encoder()
+            .video()
+            .map_err(|e| err!(Internal, source: e, "setting up x264"))?;
+        encoder.set_width(first.width());
+        encoder.set_height(first.height());
+        encoder.set_format(Pixel::YUV420P);
+        encoder.set_aspect_ratio(first.aspect_ratio());
+        encoder.set_time_base(TIME_BASE);
+        encoder.set_frame_rate(Some(fps));
+        encoder.set_max_b_frames(0);
+        let keyint = (f64::from(fps) * f64::from(MAX_KEYFRAME_INTERVAL_SECS)).round();
+        encoder.set_gop((keyint as u32).max(1));
+        let mut options = ff::Dictionary::new();
+        options.set("preset", "veryfast");
+        options.set("crf", &self.crf.to_string());
+        let mut encoder = encoder.open_as_with(codec, options).map_err(
+            |e| err!(Internal, source: e, "opening x264 for {}x{}", first.width(), first.height()),
+        )?;
+        for picture in &pending {
+            encoder
+                .send_frame(picture)
+                .map_err(|e| err!(Internal, source: e, "x264 rejects a picture"))?;
+        }
+        self.encoder = Encoder::Open(encoder);
+        Ok(())
+    }
+
+    /// Converts every packet the encoder has ready.
+    fn drain_encoder(&mut self, out: &mut Vec<EncodedPacket>) -> Result<(), Error> {
+        let Encoder::Open(encoder) = &mut self.encoder else {
+            return Ok(());
+        };
+        let (width, height) = (encoder.width(), encoder.height());
+        let mut packet = ff::Packet::empty();
+        loop {
+            match encoder.receive_packet(&mut packet) {
+                Ok(()) => {}
+                Err(e) if is_drained(&e) => return Ok(()),
+                Err(e) => bail!(Internal, source: e, "encoding with x264"),
+            }
+            let mut data = Vec::with_capacity(packet.size() + 16);
+            let (mut sps, mut pps) = (None, None);
+            for nal in split_annex_b(packet.data().unwrap_or_default()) {
+                match nal[0] & 0x1f {
+                    NAL_SPS => sps = Some(nal),
+                    NAL_PPS => pps = Some(nal),
+                    _ => {
+                        let len = u32::try_from(nal.len()).map_err(|_| {
+                            err!(Internal, "x264 gave a NAL unit of {} bytes", nal.len())
+                        })?;
+                        data.extend_from_slice(&len.to_be_bytes());
+                        data.extend_from_slice(nal);
+                    }
+                }
+            }
+            match (&self.params, sps, pps) {
+                (None, Some(sps), Some(pps)) => {
+                    let params = h264_params(sps, pps, width, height)?;
+                    self.params = Some((sps.to_vec(), pps.to_vec(), params));
+                }
+                (None, _, _) => bail!(Internal, "x264's first packet lacks its parameter sets"),
+                (Some((s, p, _)), sps, pps)
+                    if sps.is_some_and(|x| x != s) || pps.is_some_and(|x| x != p) =>
+                {
+                    bail!(Internal, "x264 changed its parameter sets mid-stream")
+                }
+                _ => {}
+            }
+            let (Some(pts), Some(dts)) = (packet.pts(), packet.dts()) else {
+                bail!(Internal, "x264 gave a packet without timestamps");
+            };
+            out.push(EncodedPacket {
+                data,
+                pts: Duration90k(pts),
+                dts: Duration90k(dts),
+                keyframe: packet.is_key(),
+            });
+        }
+    }
+}
+
+/// A filter of the graph by name.
+fn filter_context(graph: &mut ff::filter::Graph, name: &str) -> Result<ff::filter::Context, Error> {
+    graph
+        .get(name)
+        .ok_or_else(|| err!(Internal, "the text filter has no {name:?}"))
+}
+
+/// The font file as drawtext will be given it: it must exist, and be UTF-8.
+fn font_path(path: &Path) -> Result<String, Error> {
+    let meta = std::fs::metadata(path).map_err(
+        |e| err!(FailedPrecondition, source: e, "font file {} for burned-in text", path.display()),
+    )?;
+    if !meta.is_file() {
+        bail!(
+            FailedPrecondition,
+            "font file {} is not a file",
+            path.display()
+        );
+    }
+    path.to_str().map(str::to_owned).ok_or_else(|| {
+        err!(
+            FailedPrecondition,
+            "font file {} is not UTF-8",
+            path.display()
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::process::Command;
@@ -719,6 +1267,7 @@ mod tests {
     fn types_cross_threads() {
         fn send<T: Send>() {}
         send::<DecodedFrame>();
+        send::<Transcoder>();
     }
 
     #[test]
@@ -950,5 +1499,168 @@ mod tests {
             let e = jpeg(&picture, max_width, quality).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
         }
+    }
+
+    /// Transcodes `track` and returns every packet and the output's parameters.
+    fn transcode(
+        track: &Track,
+        frames: usize,
+        camera: &str,
+        options: &TranscodeOptions,
+    ) -> Result<(Vec<EncodedPacket>, VideoParams), Error> {
+        let mut t = Transcoder::new(&track.entry, camera, options)?;
+        let mut packets = Vec::new();
+        for (i, (frame, sample)) in track
+            .frames()
+            .into_iter()
+            .zip(&track.samples)
+            .enumerate()
+            .take(frames)
+        {
+            let clock = format!("2026-11-26 12:00:{:02}.{:03}", i / 15, i % 15 * 66);
+            packets.extend(t.push(frame, Duration90k(sample.pts_90k), &clock)?);
+            if !packets.is_empty() {
+                assert!(t.params().is_some());
+            }
+        }
+        let finished = t.finish()?;
+        packets.extend(finished.packets);
+        Ok((packets, finished.params))
+    }
+
+    /// An H.264 elementary stream (Annex B) of an `avcC` and length-prefixed packets.
+    fn annex_b(params: &VideoParams, packets: &[EncodedPacket]) -> Vec<u8> {
+        let config = StreamConfig::from_sample_entry(&params.sample_entry).unwrap();
+        let mut out = config.parameter_sets.clone();
+        for p in packets {
+            append_annex_b(&mut out, &p.data, 4).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn transcodes_h265_to_h264_with_burned_in_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let track = h265();
+        let (packets, params) =
+            transcode(track, FRAMES, "Gate 3", &TranscodeOptions::default()).unwrap();
+
+        let avcc = extradata_from_sample_entry(&params.sample_entry).unwrap().1;
+        let codec = format!("avc1.{:02x}{:02x}{:02x}", avcc[1], avcc[2], avcc[3]);
+        assert_eq!(
+            (params.codec.as_str(), params.width, params.height),
+            (codec.as_str(), WIDTH, HEIGHT)
+        );
+        let pts: Vec<i64> = packets.iter().map(|p| p.pts.0).collect();
+        let want: Vec<i64> = track.samples.iter().map(|s| s.pts_90k).collect();
+        assert_eq!(pts, want);
+        assert!(packets.iter().all(|p| p.dts == p.pts));
+        let keyframes: Vec<usize> = (0..FRAMES).filter(|&i| packets[i].keyframe).collect();
+        assert_eq!(keyframes, [0, 15], "the source's keyframes");
+
+        let stream = annex_b(&params, &packets);
+        assert_eq!(
+            probe(dir.path(), "export.h264", &stream, &["-f", "h264"]),
+            "h264,640,360,30"
+        );
+
+        // Decoded again: the text box is in the top left corner, the rest is the source.
+        let frames: Vec<StoredFrame<'_>> = packets
+            .iter()
+            .map(|p| StoredFrame {
+                data: &p.data,
+                keyframe: p.keyframe,
+            })
+            .collect();
+        let out = luma(&decode_frame(&params.sample_entry, &frames, WANTED).unwrap());
+        let text = mean_difference(&out, &track.wanted_luma, (6, 6, 150, 20));
+        let rest = mean_difference(&out, &track.wanted_luma, (0, 60, 640, 360));
+        assert!(
+            text > 20.0 && rest < 4.0,
+            "difference {text:.1} in the text box, {rest:.1} below"
+        );
+    }
+
+    #[test]
+    fn camera_names_and_font_paths_cannot_change_the_filter() {
+        assert_eq!(escape_option("a'b:c\\d e"), "a\\'b\\:c\\\\d\\ e");
+        let dir = tempfile::tempdir().unwrap();
+        let font = dir.path().join("it's: [a], b; c=\\ d.ttf");
+        std::fs::copy(DEFAULT_FONT_FILE, &font).unwrap();
+        let options = TranscodeOptions {
+            font_file: font,
+            ..TranscodeOptions::default()
+        };
+        let name = "Cam 'A': \\ %{pts} [x],;=\0\n:text=evil";
+        let (packets, _) = transcode(h265(), 3, name, &options).unwrap();
+        assert_eq!(packets.len(), 3);
+    }
+
+    #[test]
+    fn transcoder_errors() {
+        let track = h265();
+        let options = TranscodeOptions {
+            font_file: PathBuf::from("/nonexistent/font.ttf"),
+            ..TranscodeOptions::default()
+        };
+        let e = Transcoder::new(&track.entry, "cam", &options)
+            .err()
+            .unwrap();
+        assert_eq!(e.kind(), ErrorKind::FailedPrecondition, "{e}");
+        let options = TranscodeOptions {
+            crf: 52,
+            ..TranscodeOptions::default()
+        };
+        let e = Transcoder::new(&track.entry, "cam", &options)
+            .err()
+            .unwrap();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+
+        let frames = track.frames();
+        let options = TranscodeOptions::default();
+        let mut t = Transcoder::new(&track.entry, "cam", &options).unwrap();
+        let e = t.push(frames[1], Duration90k(0), "").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        t.push(frames[0], Duration90k(6000), "").unwrap();
+        let e = t.push(frames[1], Duration90k(6000), "").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        let cut = StoredFrame {
+            data: &frames[1].data[..frames[1].data.len() - 1],
+            keyframe: false,
+        };
+        let e = t.push(cut, Duration90k(12_000), "").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("transcoding frame 1 (pts 12000): NAL unit"),
+            "{e}"
+        );
+
+        // Garbage inside NAL units: errors or pictures, never a panic.
+        for track in [h264(), h265()] {
+            let mut t = Transcoder::new(&track.entry, "cam", &options).unwrap();
+            for (i, s) in track.samples.iter().enumerate() {
+                let garbled = garble(&s.data, 11, i);
+                let frame = StoredFrame {
+                    data: &garbled,
+                    keyframe: s.keyframe,
+                };
+                let _ = t.push(frame, Duration90k(s.pts_90k), "");
+            }
+            let _ = t.finish();
+        }
+
+        // Nothing decodable: finishing says so.
+        let mut t = Transcoder::new(&track.entry, "cam", &options).unwrap();
+        let garbage = [0, 0, 0, 4, 0x26, 0x01, 0xff, 0xff];
+        let _ = t.push(
+            StoredFrame {
+                data: &garbage,
+                keyframe: true,
+            },
+            Duration90k(0),
+            "",
+        );
+        let e = t.finish().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::DataLoss, "{e}");
     }
 }
