@@ -9,6 +9,8 @@ packages=(
   # FFmpeg libraries for ffmpeg-next, and the ffmpeg/ffprobe tools the tests check output with
   ffmpeg libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev libavdevice-dev
   libswscale-dev libswresample-dev
+  # the font that transcoded exports burn camera name and time in with (drawtext)
+  fonts-dejavu-core
   # GStreamer for the camera simulator (x264enc lives in -ugly, clockoverlay in -x)
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
