@@ -231,6 +231,48 @@ async fn hls_playback_over_segments_and_a_reconnect_plays_in_ffmpeg() {
         assert_eq!(r.bytes().await.unwrap(), export[a..=b]);
     }
 
+    // Snapshots: of a recorded moment at full size, as a thumbnail, and of the live stream.
+    for (query, size) in [
+        (format!("time={}", x_start.to_rfc3339()), "640x360"),
+        (format!("time={}&width=160", x_start.to_rfc3339()), "160x90"),
+        (String::new(), "640x360"),
+    ] {
+        let r = rec
+            .request(
+                reqwest::Method::GET,
+                &format!("/api/v1/cameras/{id}/snapshot.jpg?stream=main&{query}"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{query}");
+        assert_eq!(r.headers()["content-type"], "image/jpeg");
+        let jpeg = dir.path().join("snapshot.jpg");
+        std::fs::write(&jpeg, r.bytes().await.unwrap()).unwrap();
+        let probe = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=codec_name,width,height",
+                "-of",
+                "csv=p=0:s=x",
+            ])
+            .arg(&jpeg)
+            .output()
+            .expect("ffprobe runs");
+        assert!(
+            probe.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&probe.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&probe.stdout).trim(),
+            format!("mjpegx{size}"),
+            "{query}"
+        );
+    }
+
     // Bad requests: clear 4xx, nothing outside the archive opened.
     let base = format!("/api/v1/cameras/{id}");
     let range = |a: Time90k, b: Time90k| format!("start={}&end={}", a.to_rfc3339(), b.to_rfc3339());
@@ -299,6 +341,13 @@ async fn hls_playback_over_segments_and_a_reconnect_plays_in_ffmpeg() {
             format!("{base}/export.mp4?stream=%2e%2e&{}", range(start, end)),
             400,
         ),
+        (
+            format!("{base}/snapshot.jpg?stream=main&time={}", far.to_rfc3339()),
+            404,
+        ),
+        (format!("{base}/snapshot.jpg?stream=main&width=5"), 400),
+        (format!("{base}/snapshot.jpg?stream=main&time=noon"), 400),
+        (format!("{base}/snapshot.jpg?stream=sub"), 404),
     ] {
         let r = rec
             .request(reqwest::Method::GET, &path)

@@ -131,6 +131,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/cameras/{id}/playback.m3u8", get(playback))
         .route("/api/v1/cameras/{id}/segments/{file}", get(segment_file))
         .route("/api/v1/cameras/{id}/export.mp4", get(export_mp4))
+        .route("/api/v1/cameras/{id}/snapshot.jpg", get(snapshot))
         .route("/api/v1/holds", get(list_holds))
         .route("/api/v1/holds/{id}", delete(release_hold))
         .route("/api/v1/alerts", get(alerts))
@@ -685,6 +686,127 @@ async fn export_mp4(
         ),
     );
     Ok(r)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotQuery {
+    stream: String,
+    /// A recorded moment (RFC 3339); absent: the live stream's latest keyframe.
+    #[serde(default)]
+    time: Option<String>,
+    /// Scale down to this width (a thumbnail); absent: the stream's resolution.
+    #[serde(default)]
+    width: Option<u32>,
+    /// The token, taken by the authorisation layer.
+    #[serde(default, rename = "token")]
+    _token: Option<serde::de::IgnoredAny>,
+}
+
+/// The frames to decode for a recorded moment: from the keyframe at or before it to the frame
+/// showing it, read from the stored file; with the video sample entry and the wanted index.
+fn archived_frames(
+    s: &Service,
+    camera: CameraId,
+    stream: &str,
+    at: Time90k,
+) -> Result<(Vec<u8>, Vec<Vec<u8>>), Error> {
+    use std::io::{Read, Seek, SeekFrom};
+    let sources = export_sources(s, camera, stream, at..at + vms_core::time::Duration90k(1))?;
+    let src = sources
+        .into_iter()
+        .find(|src| src.row.start <= at && at < src.row.end())
+        .ok_or_else(|| err!(NotFound, "no footage of camera {camera} / {stream} at {at}"))?;
+    let mut wall = src.row.start;
+    let mut wanted = 0;
+    for (i, f) in src.frames.iter().enumerate() {
+        wanted = i;
+        wall = wall + vms_core::time::Duration90k(i64::from(f.duration_90k));
+        if wall > at {
+            break;
+        }
+    }
+    let first = src.frames[..=wanted]
+        .iter()
+        .rposition(|f| f.sync)
+        .ok_or_else(|| err!(DataLoss, "segment {} has no keyframe", src.row.start.0))?;
+    let mut file = std::fs::File::open(&src.path)
+        .map_err(|e| err!(Unavailable, source: e, "opening {}", src.path.display()))?;
+    let mut frames = Vec::new();
+    for f in &src.frames[first..=wanted] {
+        let mut data = vec![0; f.size_bytes as usize];
+        file.seek(SeekFrom::Start(f.offset))
+            .and_then(|_| file.read_exact(&mut data))
+            .map_err(|e| err!(Unavailable, source: e, "reading {}", src.path.display()))?;
+        frames.push(data);
+    }
+    Ok((src.entry, frames))
+}
+
+/// `GET /api/v1/cameras/{id}/snapshot.jpg`: a JPEG of a recorded moment, decoded from the
+/// keyframe before it, or of the live stream's latest keyframe; `width` makes a thumbnail.
+async fn snapshot(
+    State(s): State<Arc<Service>>,
+    IdSegment(id): IdSegment,
+    q: Result<Query<SnapshotQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let camera = camera_id(&id)?;
+    let Query(q) = q.map_err(bad_query)?;
+    crate::archive::layout::check_stream_name(&q.stream).map_err(|e| e.context("stream"))?;
+    if q.width.is_some_and(|w| !(16..=7680).contains(&w)) {
+        return Err(err!(InvalidArgument, "width: 16 to 7680 pixels").into());
+    }
+    let (entry, frames) = match &q.time {
+        Some(t) => {
+            let at = Time90k::parse_rfc3339(t).map_err(|e| e.context("time"))?;
+            let (s2, stream) = (s.clone(), q.stream.clone());
+            tokio::task::spawn_blocking(move || archived_frames(&s2, camera, &stream, at))
+                .await
+                .map_err(|e| err!(Internal, "snapshot task: {e}"))??
+        }
+        None => {
+            let (_, streams) = s
+                .camera(camera)
+                .await
+                .ok_or_else(|| err!(NotFound, "no camera {camera}"))?;
+            let (data, params) = streams
+                .iter()
+                .find(|(n, _, _)| *n == q.stream)
+                .and_then(|(_, p, _)| p.last_keyframe.clone())
+                .ok_or_else(|| {
+                    err!(
+                        NotFound,
+                        "no live picture of camera {camera} / {}",
+                        q.stream
+                    )
+                })?;
+            (params.sample_entry.clone(), vec![data.to_vec()])
+        }
+    };
+    let width = q.width;
+    let jpeg = tokio::task::spawn_blocking(move || {
+        use crate::media::decode::{StoredFrame, decode_frame, jpeg};
+        let stored: Vec<StoredFrame<'_>> = frames
+            .iter()
+            .enumerate()
+            .map(|(i, d)| StoredFrame {
+                data: d,
+                keyframe: i == 0,
+            })
+            .collect();
+        let picture = decode_frame(&entry, &stored, stored.len() - 1)?;
+        jpeg(&picture, width, 85)
+    })
+    .await
+    .map_err(|e| err!(Internal, "snapshot task: {e}"))??;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        jpeg,
+    )
+        .into_response())
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -68,6 +68,8 @@ pub struct Progress {
     /// Seconds between a fragment's last frame arriving and its fdatasync completing.
     pub last_write_lag_secs: f64,
     pub camera_offset_ms: Option<i64>,
+    /// The latest keyframe with its parameters, for live snapshots: one frame per stream.
+    pub last_keyframe: Option<(Arc<Vec<u8>>, Arc<VideoParams>)>,
 }
 
 struct Run {
@@ -221,7 +223,7 @@ impl Recording {
                 lock(&self.progress).frames_skipped += 1;
                 return Ok(());
             }
-            self.open_segment(ts, params).await?;
+            self.open_segment(ts, params.clone()).await?;
         }
         if let Some(first) = self.pending.first()
             && (keyframe || ts - first.ts >= MAX_FRAGMENT_90K)
@@ -230,6 +232,9 @@ impl Recording {
         }
         if let Some(run) = &mut self.run {
             run.last_ts = ts;
+        }
+        if keyframe {
+            lock(&self.progress).last_keyframe = Some((Arc::new(data.clone()), params));
         }
         self.pending.push(Frame { ts, keyframe, data });
         Ok(())
