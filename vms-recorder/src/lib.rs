@@ -5,6 +5,7 @@ pub mod archive;
 pub mod cameras;
 pub mod clock;
 pub mod config;
+pub mod evidence;
 pub mod holds;
 pub mod ingest;
 pub mod journal;

@@ -5,12 +5,17 @@
 //!   output: `{"api":"127.0.0.1:PORT","recorder":"ID"}`.
 //! - `vms-recorder reindex --config FILE.toml [--verify]` rebuilds the index of a stopped
 //!   recorder from its segment files; with `--verify` it only checks that they agree.
+//! - `vms-recorder verify PACKAGE.tar [--trusted-key KEY.pem]` checks an evidence package
+//!   offline and prints `VERIFIED: …` (exit 0) or `FAILED: <reason>` (exit 1).
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use vms_recorder::config::Config;
+use vms_recorder::evidence::{self, PublicKey, Trust};
 use vms_recorder::service::{self, Service};
 
 #[derive(Parser)]
@@ -35,6 +40,17 @@ enum Command {
         #[arg(long)]
         verify: bool,
     },
+    /// Verify an evidence package offline: layout, signature, key, every file's SHA-256.
+    /// Needs no configuration. Exit 0 when it verifies, 1 when it does not.
+    Verify {
+        /// The package (`.tar`).
+        package: PathBuf,
+        /// The recorder's public key (SPKI PEM) obtained out of band: the package's key must
+        /// be this one. Without it, the package only proves it was signed by the key it
+        /// carries.
+        #[arg(long, value_name = "KEY.pem")]
+        trusted_key: Option<PathBuf>,
+    },
 }
 
 fn init_logging() {
@@ -46,7 +62,7 @@ fn init_logging() {
         .init();
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     init_logging();
     let args = Args::parse();
     match args.command {
@@ -55,15 +71,57 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
-                .block_on(run(config))
+                .block_on(run(config))?;
         }
         Command::Reindex { config, verify } => {
             let config = Config::load(&config)?;
             let verdict = service::reindex(&config, verify)?;
             tracing::info!("{verdict}");
-            Ok(())
+        }
+        Command::Verify {
+            package,
+            trusted_key,
+        } => {
+            let verdict = verify_package(&package, trusted_key.as_deref());
+            return verdict_line(verdict);
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints `VERIFIED: …` or `FAILED: …` on standard output; the exit code follows.
+fn verdict_line(verdict: Result<String, String>) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let code = match verdict {
+        Ok(v) => {
+            writeln!(out, "VERIFIED: {v}")?;
+            ExitCode::SUCCESS
+        }
+        Err(reason) => {
+            writeln!(out, "FAILED: {reason}")?;
+            ExitCode::FAILURE
+        }
+    };
+    out.flush()?;
+    Ok(code)
+}
+
+fn verify_package(package: &Path, trusted_key: Option<&Path>) -> Result<String, String> {
+    let trust = match trusted_key {
+        None => Trust::IncludedKey,
+        Some(path) => {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| format!("--trusted-key {}: {e}", path.display()))?;
+            let key = PublicKey::from_pem(&pem)
+                .map_err(|e| format!("--trusted-key {}: {e}", path.display()))?;
+            Trust::Key(Box::new(key))
+        }
+    };
+    let file = std::fs::File::open(package)
+        .map_err(|e| format!("cannot open {}: {e}", package.display()))?;
+    let verified = evidence::verify_package(std::io::BufReader::new(file), &trust)
+        .map_err(|e| e.to_string())?;
+    Ok(verified.to_string())
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
@@ -74,7 +132,6 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let ready =
         serde_json::json!({"api": listener.local_addr()?, "recorder": service.id.to_string()});
     {
-        use std::io::Write;
         let mut out = std::io::stdout().lock();
         writeln!(out, "{ready}")?;
         out.flush()?;
