@@ -307,10 +307,11 @@ impl fmt::Display for Verified {
         let gap_ms: i64 = m.gaps.iter().map(|g| g.duration_ms).sum();
         writeln!(
             f,
-            "  requested {} to {}; {} gaps, {:.1} s without footage",
+            "  requested {} to {}; {} {}, {:.1} s without footage",
             m.requested.start,
             m.requested.end,
             m.gaps.len(),
+            if m.gaps.len() == 1 { "gap" } else { "gaps" },
             gap_ms as f64 / 1000.0
         )?;
         let tq = &m.time_quality;
