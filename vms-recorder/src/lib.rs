@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod archive;
+pub mod audit;
 pub mod cameras;
 pub mod clock;
 pub mod config;
