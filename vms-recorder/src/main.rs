@@ -141,9 +141,10 @@ fn verify_audit(path: &Path, checkpoints: &[Head]) -> Result<String, String> {
         v => format!("{}: {v}", path.display()),
     })?;
     let mut verdict = format!(
-        "{}: {} records, chain intact, head {}",
+        "{}: {} {}, chain intact, head {}",
         path.display(),
         s.records,
+        if s.records == 1 { "record" } else { "records" },
         s.head
     );
     if !checkpoints.is_empty() {

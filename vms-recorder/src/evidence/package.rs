@@ -15,6 +15,7 @@ use vms_core::{Error, bail, err};
 use super::key::SigningKey;
 use super::tar::TarWriter;
 use crate::archive::layout::check_stream_name;
+use crate::service::leaves_gap;
 
 /// Entry names of a package besides its media.
 pub const SUMS: &str = "SHA256SUMS";
@@ -121,6 +122,13 @@ impl ExportInfo {
                     "gaps[{i}]: end {} is not after start {}",
                     g.end,
                     g.start
+                );
+            }
+            if !leaves_gap(g.reason) {
+                bail!(
+                    InvalidArgument,
+                    "gaps[{i}]: {} is not a reason for a gap (recording continues after it)",
+                    g.reason
                 );
             }
         }

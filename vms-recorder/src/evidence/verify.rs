@@ -289,8 +289,13 @@ impl fmt::Display for Verified {
         let m = &self.manifest;
         writeln!(
             f,
-            "{} files, case {}, camera {} ({}, region {}), stream {}, {} to {}",
+            "{} {}, case {}, camera {} ({}, region {}), stream {}, {} to {}",
             self.media_files,
+            if self.media_files == 1 {
+                "file"
+            } else {
+                "files"
+            },
             m.case,
             m.camera.name,
             m.camera.id,
