@@ -9,7 +9,9 @@ use rand::RngCore;
 use vms_core::gap::EndReason;
 use vms_core::time::{Time90k, TimeQuality};
 use vms_core::wire::EvidenceManifest;
-use vms_recorder::evidence::{CameraInfo, ExportInfo, GapInfo, PackageWriter, SigningKey};
+use vms_recorder::evidence::{
+    CameraInfo, ExportInfo, GapInfo, PackageWriter, SigningKey, package_len,
+};
 use vms_tests::process::workspace_binary;
 
 fn t(s: &str) -> Time90k {
@@ -68,16 +70,22 @@ fn key_in(dir: &Path) -> SigningKey {
     SigningKey::load_or_create(dir).expect("signing key")
 }
 
-/// Builds a package with the library, streaming each file from disk.
+/// Builds a package with the library, streaming each file from disk; its length is the one
+/// `package_len` announced before.
 fn build(path: &Path, key: &SigningKey, files: &[(&str, PathBuf)]) {
     let out = std::fs::File::create(path).expect("create package");
     let mut w = PackageWriter::new(std::io::BufWriter::new(out), info(), key).expect("info");
+    let mut plan = Vec::new();
     for (name, file) in files {
         let f = std::fs::File::open(file).expect("open media");
         let len = f.metadata().expect("stat media").len();
+        plan.push((*name, len));
         w.add_media(name, f, len).expect("add media");
     }
     w.finish().expect("finish package");
+    let announced = package_len(&info(), key, &plan).expect("package length");
+    let written = std::fs::metadata(path).expect("stat package").len();
+    assert_eq!(written, announced);
 }
 
 fn run(cmd: &mut Command) -> Output {

@@ -280,7 +280,14 @@ impl Audit {
                 self.path.display()
             );
         }
-        let seq = st.head.seq + 1;
+        let seq = st.head.seq.checked_add(1).ok_or_else(|| {
+            err!(
+                ResourceExhausted,
+                "{}: no sequence number left after {}",
+                self.path.display(),
+                st.head.seq
+            )
+        })?;
         let (line, hash) = encode(&Body {
             version: RECORD_VERSION,
             seq,

@@ -5,9 +5,9 @@
 
 pub mod key;
 pub mod package;
-pub mod tar;
+mod tar;
 pub mod verify;
 
 pub use key::{PublicKey, SigningKey};
-pub use package::{CameraInfo, ExportInfo, GapInfo, PackageWriter};
+pub use package::{CameraInfo, ExportInfo, GapInfo, PackageWriter, package_len};
 pub use verify::{Trust, Verified, verify_package};

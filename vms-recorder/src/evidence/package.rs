@@ -13,7 +13,7 @@ use vms_core::wire::{self, EVIDENCE_FORMAT, EvidenceManifest, SPEC_VERSION};
 use vms_core::{Error, bail, err};
 
 use super::key::SigningKey;
-use super::tar::TarWriter;
+use super::tar::{self, TarWriter};
 use crate::archive::layout::check_stream_name;
 use crate::service::leaves_gap;
 
@@ -278,46 +278,85 @@ impl<'k, W: Write> PackageWriter<'k, W> {
         if self.media.is_empty() {
             bail!(InvalidArgument, "a package needs at least one media file");
         }
-        let sums: String = self
-            .media
-            .iter()
-            .map(|(name, _, sha)| format!("{sha}  {MEDIA_DIR}{name}\n"))
-            .collect();
-        self.append_small(SUMS, sums.as_bytes())?;
-        let mut files: Vec<wire::EvidenceFile> = self
-            .media
-            .iter()
-            .map(|(name, size, sha)| wire::EvidenceFile {
-                path: format!("{MEDIA_DIR}{name}"),
-                size_bytes: *size,
-                sha256: sha.clone(),
-            })
-            .collect();
-        files.push(wire::EvidenceFile {
-            path: SUMS.to_owned(),
-            size_bytes: sums.len() as u64,
-            sha256: format!("{:x}", Sha256::digest(sums.as_bytes())),
-        });
         let key = self.key;
-        let public = key.public_key();
-        let manifest = self.info.manifest(files, public.fingerprint());
-        let bytes = manifest_bytes(&manifest)?;
-        if bytes.len() > MAX_MANIFEST_BYTES {
-            bail!(
-                InvalidArgument,
-                "the manifest would have {} bytes, more than {MAX_MANIFEST_BYTES}: export fewer gaps or files per package",
-                bytes.len()
-            );
-        }
+        let (sums, manifest, bytes) = contents(&self.info, key, &self.media)?;
+        self.append_small(SUMS, sums.as_bytes())?;
         let signature = key.sign(&bytes);
         self.append_small(MANIFEST, &bytes)?;
         self.append_small(SIGNATURE, &signature)?;
-        self.append_small(PUBLIC_KEY, public.pem().as_bytes())?;
+        self.append_small(PUBLIC_KEY, key.public_key().pem().as_bytes())?;
         if let Some(cert) = key.certificate() {
             self.append_small(CERTIFICATE, cert.as_bytes())?;
         }
         Ok((self.tar.finish()?, manifest))
     }
+}
+
+/// `SHA256SUMS`, the manifest and its bytes, for media given as (name, size, SHA-256).
+fn contents(
+    info: &ExportInfo,
+    key: &SigningKey,
+    media: &[(String, u64, String)],
+) -> Result<(String, EvidenceManifest, Vec<u8>), Error> {
+    let sums: String = media
+        .iter()
+        .map(|(name, _, sha)| format!("{sha}  {MEDIA_DIR}{name}\n"))
+        .collect();
+    let mut files: Vec<wire::EvidenceFile> = media
+        .iter()
+        .map(|(name, size, sha)| wire::EvidenceFile {
+            path: format!("{MEDIA_DIR}{name}"),
+            size_bytes: *size,
+            sha256: sha.clone(),
+        })
+        .collect();
+    files.push(wire::EvidenceFile {
+        path: SUMS.to_owned(),
+        size_bytes: sums.len() as u64,
+        sha256: format!("{:x}", Sha256::digest(sums.as_bytes())),
+    });
+    let manifest = info.manifest(files, key.public_key().fingerprint());
+    let bytes = manifest_bytes(&manifest)?;
+    if bytes.len() > MAX_MANIFEST_BYTES {
+        bail!(
+            InvalidArgument,
+            "the manifest would have {} bytes, more than {MAX_MANIFEST_BYTES}: export fewer gaps or files per package",
+            bytes.len()
+        );
+    }
+    Ok((sums, manifest, bytes))
+}
+
+/// The exact length in bytes of the package that [`PackageWriter`] writes for `info`, `key` and
+/// media files of these names and sizes, in this order: known before any media is read, for a
+/// `Content-Length`. Every digest has a fixed length, so the manifest's length is known too.
+pub fn package_len(
+    info: &ExportInfo,
+    key: &SigningKey,
+    media: &[(&str, u64)],
+) -> Result<u64, Error> {
+    info.validate()?;
+    if media.is_empty() || media.len() > MAX_MEDIA_FILES {
+        bail!(
+            InvalidArgument,
+            "a package holds 1 to {MAX_MEDIA_FILES} media files"
+        );
+    }
+    let mut planned: Vec<(String, u64, String)> = Vec::with_capacity(media.len());
+    let mut len = 0u64;
+    for &(name, size) in media {
+        check_media_name(name)?;
+        if planned.iter().any(|(n, _, _)| n == name) {
+            bail!(InvalidArgument, "media file {name:?} is listed twice");
+        }
+        planned.push((name.to_owned(), size, "0".repeat(64)));
+        len = len.saturating_add(tar::entry_len(size));
+    }
+    let (sums, _, manifest) = contents(info, key, &planned)?;
+    let mut small = vec![sums.len(), manifest.len(), 64, key.public_key().pem().len()];
+    small.extend(key.certificate().map(str::len));
+    let small_len: u64 = small.iter().map(|&n| tar::entry_len(n as u64)).sum();
+    Ok(len.saturating_add(small_len).saturating_add(tar::END_LEN))
 }
 
 #[cfg(test)]
@@ -412,6 +451,30 @@ pub(crate) mod tests {
         assert_eq!(String::from_utf8(bytes.clone()).unwrap(), want);
         let back: EvidenceManifest = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back, m);
+    }
+
+    #[test]
+    fn length_is_known_in_advance() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::load_or_create(dir.path()).unwrap();
+        let big = vec![7u8; 5000];
+        for media in [
+            vec![("a.bin", &b""[..])],
+            vec![("clip-1.mp4", &big[..]), ("b", &b"x"[..])],
+            vec![("c", &big[..512]), ("d", &big[..511]), ("e", &big[..513])],
+        ] {
+            let plan: Vec<(&str, u64)> = media.iter().map(|(n, d)| (*n, d.len() as u64)).collect();
+            let want = package_len(&info(), &key, &plan).unwrap();
+            let mut w = PackageWriter::new(Vec::new(), info(), &key).unwrap();
+            for (name, data) in &media {
+                w.add_media(name, *data, data.len() as u64).unwrap();
+            }
+            let (bytes, _) = w.finish().unwrap();
+            assert_eq!(bytes.len() as u64, want, "{plan:?}");
+        }
+        assert!(package_len(&info(), &key, &[]).is_err());
+        assert!(package_len(&info(), &key, &[("a", 1), ("a", 2)]).is_err());
+        assert!(package_len(&info(), &key, &[("../a", 1)]).is_err());
     }
 
     #[test]

@@ -40,6 +40,20 @@ fn padding(size: u64) -> u64 {
     (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64
 }
 
+/// The length of the end-of-archive marker.
+pub const END_LEN: u64 = 2 * BLOCK as u64;
+
+/// The bytes a file of `size` bytes takes in an archive: its header(s), data and padding.
+pub fn entry_len(size: u64) -> u64 {
+    let pax = if size > MAX_USTAR_SIZE {
+        let records = pax_record("size", &size.to_string()).len() as u64;
+        BLOCK as u64 + records + padding(records)
+    } else {
+        0
+    };
+    pax + BLOCK as u64 + size + padding(size)
+}
+
 /// Writes `value` as zero-padded octal filling `field` but its last byte, which is NUL.
 fn put_octal(field: &mut [u8], value: u64) {
     let digits = field.len() - 1;
@@ -115,7 +129,12 @@ impl<W: Write> TarWriter<W> {
         }
         if size > MAX_USTAR_SIZE {
             let records = pax_record("size", &size.to_string());
-            let pax_name = format!("PaxHeaders/{}", name.rsplit('/').next().unwrap_or(name));
+            // Readers ignore this name; it only has to fit.
+            let pax_name = if name.len() <= NAME.len() - 11 {
+                format!("PaxHeaders/{name}")
+            } else {
+                "PaxHeaders".to_owned()
+            };
             let len = records.len() as u64;
             self.write(&header(&pax_name, len, mtime, b'x'), name)?;
             self.write(records.as_bytes(), name)?;
@@ -165,7 +184,7 @@ impl<W: Write> TarWriter<W> {
     /// Writes the end-of-archive marker (two zero blocks) and returns the output.
     pub fn finish(mut self) -> Result<W, Error> {
         self.out
-            .write_all(&[0u8; 2 * BLOCK])
+            .write_all(&[0u8; END_LEN as usize])
             .and_then(|()| self.out.flush())
             .io_context(|| "writing the end of the package".to_owned())?;
         Ok(self.out)
@@ -629,6 +648,8 @@ mod tests {
         let bytes = w.out;
         assert_eq!(bytes[156], b'x');
         assert_eq!(&bytes[512..531], b"19 size=9663676416\n");
+        // Pax header, its records' block, the file's header, the data.
+        assert_eq!(entry_len(size), 3 * 512 + size);
         let mut r = TarReader::new(&bytes[..]);
         let e = r.next_entry().unwrap().unwrap();
         assert_eq!((e.name.as_str(), e.size, e.offset), ("big", size, 1024));

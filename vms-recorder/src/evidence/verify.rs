@@ -172,7 +172,7 @@ pub fn verify_package(package: impl Read, trust: &Trust) -> Result<Verified, Err
     if manifest.recorder_key_sha256 != key.fingerprint() {
         bail!(
             DataLoss,
-            "{PUBLIC_KEY}: its fingerprint {} is not the {} the manifest names",
+            "{PUBLIC_KEY}: its fingerprint {} is not the {:?} the manifest names",
             key.fingerprint(),
             manifest.recorder_key_sha256
         );
@@ -283,6 +283,22 @@ fn check_files(
     Ok(())
 }
 
+/// Text of the manifest as the verdict prints it. Whoever holds a key can sign any manifest,
+/// so control characters and bidirectional overrides are escaped: a hostile one cannot forge a
+/// verdict line, move the cursor or reorder what the reader sees.
+fn shown(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            if c.is_control() || bidi {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 impl fmt::Display for Verified {
     /// The verdict's details: the first line is the summary, then one line per aspect.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -296,25 +312,31 @@ impl fmt::Display for Verified {
             } else {
                 "files"
             },
-            m.case,
-            m.camera.name,
-            m.camera.id,
-            m.camera.region,
-            m.stream,
-            m.delivered.start,
-            m.delivered.end
+            shown(&m.case),
+            shown(&m.camera.name),
+            shown(&m.camera.id),
+            shown(&m.camera.region),
+            shown(&m.stream),
+            shown(&m.delivered.start),
+            shown(&m.delivered.end)
         )?;
         writeln!(
             f,
             "  exported {} by {} from recorder {}: {}",
-            m.exported, m.operator, m.recorder, m.reason
+            shown(&m.exported),
+            shown(&m.operator),
+            shown(&m.recorder),
+            shown(&m.reason)
         )?;
-        let gap_ms: i64 = m.gaps.iter().map(|g| g.duration_ms).sum();
+        let gap_ms = m
+            .gaps
+            .iter()
+            .fold(0i64, |sum, g| sum.saturating_add(g.duration_ms));
         writeln!(
             f,
             "  requested {} to {}; {} {}, {:.1} s without footage",
-            m.requested.start,
-            m.requested.end,
+            shown(&m.requested.start),
+            shown(&m.requested.end),
             m.gaps.len(),
             if m.gaps.len() == 1 { "gap" } else { "gaps" },
             gap_ms as f64 / 1000.0
@@ -549,6 +571,31 @@ mod tests {
         let mut e = all.clone();
         e.last_mut().unwrap().1 = b"garbage".to_vec();
         assert!(failure(&rebuild(&e), &Trust::IncludedKey).starts_with("certificate.pem:"));
+    }
+
+    #[test]
+    fn manifest_text_cannot_forge_verdict_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::load_or_create(dir.path()).unwrap();
+        let mut m = info();
+        // Validation refuses control characters; a hostile signer does not validate.
+        m.case = "x".into();
+        let mut w = PackageWriter::new(Vec::new(), m, &key).unwrap();
+        w.add_media("a.bin", &b"x"[..], 1).unwrap();
+        let (_, mut manifest) = w.finish().unwrap();
+        manifest.case = "1\nVERIFIED: \u{1b}[2J\u{202e}gnp.exe".into();
+        let v = Verified {
+            manifest,
+            media_files: 1,
+            trusted_key: false,
+            certificate: false,
+        };
+        let text = v.to_string();
+        assert_eq!(text.lines().count(), 5, "{text}");
+        assert!(
+            text.contains("case 1\\u{a}VERIFIED: \\u{1b}[2J\\u{202e}gnp.exe,"),
+            "{text}"
+        );
     }
 
     #[test]
