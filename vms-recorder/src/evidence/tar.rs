@@ -51,7 +51,7 @@ pub fn entry_len(size: u64) -> u64 {
     } else {
         0
     };
-    pax + BLOCK as u64 + size + padding(size)
+    (pax + BLOCK as u64 + padding(size)).saturating_add(size)
 }
 
 /// Writes `value` as zero-padded octal filling `field` but its last byte, which is NUL.

@@ -13,8 +13,8 @@ use vms_core::{Error, bail, err};
 
 use super::key::{MAX_CERTIFICATE_BYTES, PublicKey, check_certificate_pem};
 use super::package::{
-    CERTIFICATE, MANIFEST, MAX_MANIFEST_BYTES, MEDIA_DIR, PUBLIC_KEY, SIGNATURE, SUMS,
-    check_media_name,
+    CERTIFICATE, MANIFEST, MAX_MANIFEST_BYTES, MAX_MEDIA_FILES, MEDIA_DIR, PUBLIC_KEY, SIGNATURE,
+    SUMS, check_media_name,
 };
 use super::tar::{Entry, TarReader};
 
@@ -111,6 +111,13 @@ pub fn verify_package(package: impl Read, trust: &Trust) -> Result<Verified, Err
             Kind::Media => {
                 if media.contains_key(&entry.name) {
                     return Err(duplicate());
+                }
+                if media.len() >= MAX_MEDIA_FILES {
+                    bail!(
+                        DataLoss,
+                        "{}: more than the {MAX_MEDIA_FILES} media files a package may hold",
+                        entry.name
+                    );
                 }
                 let mut hash = Sha256::new();
                 stream(&mut tar, &entry.name, &mut |b| hash.update(b))?;
@@ -571,6 +578,18 @@ mod tests {
         let mut e = all.clone();
         e.last_mut().unwrap().1 = b"garbage".to_vec();
         assert!(failure(&rebuild(&e), &Trust::IncludedKey).starts_with("certificate.pem:"));
+    }
+
+    #[test]
+    fn too_many_media_entries_are_refused_while_reading() {
+        let many: Vec<(String, Vec<u8>)> = (0..=MAX_MEDIA_FILES)
+            .map(|i| (format!("media/f{i}"), Vec::new()))
+            .collect();
+        let text = failure(&rebuild(&many), &Trust::IncludedKey);
+        assert!(
+            text.starts_with("media/f1000: more than the 1000 media files"),
+            "{text}"
+        );
     }
 
     #[test]
