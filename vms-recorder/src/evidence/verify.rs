@@ -580,6 +580,63 @@ mod tests {
         assert!(failure(&rebuild(&e), &Trust::IncludedKey).starts_with("certificate.pem:"));
     }
 
+    /// A small deterministic generator, so a failure reproduces.
+    fn xorshift(seed: &mut u64) -> u64 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    }
+
+    #[test]
+    fn random_damage_never_panics_and_never_verifies_changed_content() {
+        let f = package(&[("a.bin", b"first file"), ("b.bin", &[9u8; 700])]);
+        // The bytes whose change must fail verification: every entry's data. (The padding
+        // after each entry's data and the zeros after the end marker are ignored by design;
+        // a changed header field breaks the header checksum.)
+        let mut data_ranges = Vec::new();
+        let mut r = TarReader::new(&f.bytes[..]);
+        while let Some(e) = r.next_entry().unwrap() {
+            data_ranges.push(e.offset + 512..e.offset + 512 + e.size);
+        }
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        for round in 0..600 {
+            let mut bytes = f.bytes.clone();
+            let kind = xorshift(&mut seed) % 3;
+            let mut changed_data = false;
+            match kind {
+                0 => {
+                    for _ in 0..=xorshift(&mut seed) % 4 {
+                        let at = (xorshift(&mut seed) % bytes.len() as u64) as usize;
+                        let old = bytes[at];
+                        bytes[at] ^= (xorshift(&mut seed) % 255 + 1) as u8;
+                        changed_data |= bytes[at] != old
+                            && data_ranges.iter().any(|d| d.contains(&(at as u64)));
+                    }
+                }
+                1 => {
+                    let at = (xorshift(&mut seed) % bytes.len() as u64) as usize;
+                    bytes.truncate(at);
+                    changed_data = true;
+                }
+                _ => {
+                    // A byte inserted before the end of the last entry's data shifts it or a
+                    // header; one inserted after it only lengthens padding or the zero tail.
+                    let at = (xorshift(&mut seed) % bytes.len() as u64) as usize;
+                    bytes.insert(at, (xorshift(&mut seed) % 256) as u8);
+                    changed_data = data_ranges.last().is_some_and(|d| (at as u64) < d.end);
+                }
+            }
+            let verdict = verify_package(&bytes[..], &Trust::IncludedKey);
+            if changed_data {
+                assert!(
+                    verdict.is_err(),
+                    "round {round}: damage of kind {kind} verified"
+                );
+            }
+        }
+    }
+
     #[test]
     fn too_many_media_entries_are_refused_while_reading() {
         let many: Vec<(String, Vec<u8>)> = (0..=MAX_MEDIA_FILES)
