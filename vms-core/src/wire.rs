@@ -1,4 +1,5 @@
-//! The JSON types of the spec's recorder API (`spec/recorder-api.md`, `spec/openapi/`).
+//! The JSON types of the spec: the recorder API (`spec/recorder-api.md`, `spec/openapi/`) and
+//! the evidence manifest (`spec/evidence-package.md`).
 //! Serialisation lives here and only here. Like every wire type, they ignore unknown fields so
 //! that peers of different versions interoperate; units are in the field names, times are
 //! RFC 3339 UTC strings, and secrets are write-only.
@@ -190,4 +191,65 @@ pub struct ErrorDetail {
     /// Stable snake_case code (`vms_core::ErrorKind::code`).
     pub code: String,
     pub message: String,
+}
+
+/// The `format` of an evidence manifest this build writes and reads.
+pub const EVIDENCE_FORMAT: &str = "vms-evidence/1";
+
+/// `manifest.json` of an evidence package (`spec/evidence-package.md`): what was exported,
+/// by whom and why, and the SHA-256 of every file beside it. The signature covers its exact
+/// bytes, so readers never re-serialise it to check anything.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EvidenceManifest {
+    /// [`EVIDENCE_FORMAT`].
+    pub format: String,
+    /// [`SPEC_VERSION`] of the recorder that made the package.
+    pub spec_version: String,
+    pub recorder: String,
+    pub camera: EvidenceCamera,
+    pub stream: String,
+    /// The range the operator asked for.
+    pub requested: UtcRange,
+    /// The range the media files cover, from their first to their last frame.
+    pub delivered: UtcRange,
+    /// Every stretch of the delivered range with no footage, and why.
+    pub gaps: Vec<Gap>,
+    /// The worst time quality of the footage delivered.
+    pub time_quality: TimeQuality,
+    /// Every file of the package but the manifest, its signature and the keys.
+    pub files: Vec<EvidenceFile>,
+    /// Who exported, as the recorder authenticated them.
+    pub operator: String,
+    pub case: String,
+    pub reason: String,
+    /// When the package was made.
+    pub exported: String,
+    /// Lower-case hex SHA-256 of the DER of the signing key's SubjectPublicKeyInfo.
+    pub recorder_key_sha256: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EvidenceCamera {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    /// The registry number, when regional IT assigned one.
+    pub code: Option<String>,
+}
+
+/// A half-open UTC range `[start, end)`, RFC 3339.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct UtcRange {
+    pub start: String,
+    pub end: String,
+}
+
+/// A file of an evidence package.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EvidenceFile {
+    /// Its path inside the package: `media/<name>` or `SHA256SUMS`.
+    pub path: String,
+    pub size_bytes: u64,
+    /// Lower-case hex SHA-256 of its bytes.
+    pub sha256: String,
 }

@@ -2,9 +2,11 @@
 
 pub mod api;
 pub mod archive;
+pub mod audit;
 pub mod cameras;
 pub mod clock;
 pub mod config;
+pub mod evidence;
 pub mod holds;
 pub mod ingest;
 pub mod journal;

@@ -5,12 +5,20 @@
 //!   output: `{"api":"127.0.0.1:PORT","recorder":"ID"}`.
 //! - `vms-recorder reindex --config FILE.toml [--verify]` rebuilds the index of a stopped
 //!   recorder from its segment files; with `--verify` it only checks that they agree.
+//! - `vms-recorder verify PACKAGE.tar [--trusted-key KEY.pem]` checks an evidence package
+//!   offline and prints `VERIFIED: …` (exit 0) or `FAILED: <reason>` (exit 1).
+//! - `vms-recorder audit-verify (--data-dir DIR | --log FILE) [--checkpoint SEQ:HASH]…`
+//!   checks the audit log's hash chain the same way.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use vms_recorder::audit::{self, Head};
 use vms_recorder::config::Config;
+use vms_recorder::evidence::{self, PublicKey, Trust};
 use vms_recorder::service::{self, Service};
 
 #[derive(Parser)]
@@ -35,6 +43,32 @@ enum Command {
         #[arg(long)]
         verify: bool,
     },
+    /// Verify an evidence package offline: layout, signature, key, every file's SHA-256.
+    /// Needs no configuration. Exit 0 when it verifies, 1 when it does not.
+    Verify {
+        /// The package (`.tar`).
+        package: PathBuf,
+        /// The recorder's public key (SPKI PEM) obtained out of band: the package's key must
+        /// be this one. Without it, the package only proves it was signed by the key it
+        /// carries.
+        #[arg(long, value_name = "KEY.pem")]
+        trusted_key: Option<PathBuf>,
+    },
+    /// Check the audit log's hash chain: every record's hash, sequence and link to the one
+    /// before. Exit 0 when it holds, 1 when it does not.
+    AuditVerify {
+        /// The recorder's data directory (the log is `audit.log` in it).
+        #[arg(long, required_unless_present = "log", conflicts_with = "log")]
+        data_dir: Option<PathBuf>,
+        /// The log file itself.
+        #[arg(long)]
+        log: Option<PathBuf>,
+        /// A head noted earlier (`SEQ:HASH`, as this command prints it): the log must still
+        /// hold that record with that hash. Catches records removed from the end, which the
+        /// chain alone cannot. Repeatable.
+        #[arg(long = "checkpoint", value_name = "SEQ:HASH")]
+        checkpoints: Vec<Head>,
+    },
 }
 
 fn init_logging() {
@@ -46,7 +80,7 @@ fn init_logging() {
         .init();
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     init_logging();
     let args = Args::parse();
     match args.command {
@@ -61,15 +95,93 @@ fn main() -> anyhow::Result<()> {
             if !coalesce.is_zero() {
                 runtime.on_thread_park(move || std::thread::sleep(coalesce));
             }
-            runtime.build()?.block_on(run(config))
+            runtime.build()?.block_on(run(config))?;
         }
         Command::Reindex { config, verify } => {
             let config = Config::load(&config)?;
             let verdict = service::reindex(&config, verify)?;
             tracing::info!("{verdict}");
-            Ok(())
+        }
+        Command::Verify {
+            package,
+            trusted_key,
+        } => {
+            let verdict = verify_package(&package, trusted_key.as_deref());
+            return verdict_line(verdict);
+        }
+        Command::AuditVerify {
+            data_dir,
+            log,
+            checkpoints,
+        } => {
+            let path = log
+                .or_else(|| data_dir.map(|d| d.join(audit::AUDIT_FILE)))
+                .context("--data-dir or --log is required")?;
+            return verdict_line(verify_audit(&path, &checkpoints));
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints `VERIFIED: …` or `FAILED: …` on standard output; the exit code follows.
+fn verdict_line(verdict: Result<String, String>) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let code = match verdict {
+        Ok(v) => {
+            writeln!(out, "VERIFIED: {v}")?;
+            ExitCode::SUCCESS
+        }
+        Err(reason) => {
+            writeln!(out, "FAILED: {reason}")?;
+            ExitCode::FAILURE
+        }
+    };
+    out.flush()?;
+    Ok(code)
+}
+
+fn verify_audit(path: &Path, checkpoints: &[Head]) -> Result<String, String> {
+    let s = audit::verify(path, checkpoints).map_err(|v| match v {
+        // Already names the file.
+        audit::Violation::Unreadable(e) => e.to_string(),
+        v => format!("{}: {v}", path.display()),
+    })?;
+    let mut verdict = format!(
+        "{}: {} {}, chain intact, head {}",
+        path.display(),
+        s.records,
+        if s.records == 1 { "record" } else { "records" },
+        s.head
+    );
+    if !checkpoints.is_empty() {
+        verdict.push_str(&format!(", {} checkpoints matched", checkpoints.len()));
+    }
+    if s.torn_tail_bytes > 0 {
+        verdict.push_str(&format!(
+            "; it ends in a torn line of {} bytes (a crash mid-append, never acknowledged), \
+             cut off when the recorder next opens the log",
+            s.torn_tail_bytes
+        ));
+    }
+    Ok(verdict)
+}
+
+fn verify_package(package: &Path, trusted_key: Option<&Path>) -> Result<String, String> {
+    let trust = match trusted_key {
+        None => Trust::IncludedKey,
+        Some(path) => {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| format!("--trusted-key {}: {e}", path.display()))?;
+            let key = PublicKey::from_pem(&pem)
+                .map_err(|e| format!("--trusted-key {}: {e}", path.display()))?;
+            Trust::Key(Box::new(key))
+        }
+    };
+    let file = std::fs::File::open(package)
+        .map_err(|e| format!("cannot open {}: {e}", package.display()))?;
+    let verified = evidence::verify_package(std::io::BufReader::new(file), &trust)
+        .map_err(|e| e.to_string())?;
+    Ok(verified.to_string())
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
@@ -80,7 +192,6 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let ready =
         serde_json::json!({"api": listener.local_addr()?, "recorder": service.id.to_string()});
     {
-        use std::io::Write;
         let mut out = std::io::stdout().lock();
         writeln!(out, "{ready}")?;
         out.flush()?;
