@@ -9,6 +9,7 @@ use rand::Rng;
 use vms_core::time::{Duration90k, Time90k};
 use vms_core::wire;
 use vms_tests::camsim::stream::Fault;
+use vms_tests::process::workspace_binary;
 use vms_tests::recorder::{
     ADMIN_TOKEN, RecorderDirs, RemoteRecorder, camera_toml, eventually, now, sim, t,
 };
@@ -273,6 +274,47 @@ async fn hls_playback_over_segments_and_a_reconnect_plays_in_ffmpeg() {
         );
     }
 
+    // An evidence package of the same range: it verifies offline, and the export is in it.
+    let r = rec
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/cameras/{id}/evidence"),
+        )
+        .json(
+            &serde_json::json!({"stream": "main", "start": x_start.to_rfc3339(),
+            "end": x_end.to_rfc3339(), "case": "KZ-2026-0042", "reason": "theft at the gate",
+            "operator": "Inspector Abenov"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let announced: usize = r.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let package = r.bytes().await.unwrap();
+    assert_eq!(package.len(), announced);
+    let tar = dir.path().join("evidence.tar");
+    std::fs::write(&tar, &package).unwrap();
+    let verify = Command::new(workspace_binary("vms-recorder"))
+        .arg("verify")
+        .arg(&tar)
+        .output()
+        .expect("verify runs");
+    let verdict = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        verify.status.success() && verdict.starts_with("VERIFIED"),
+        "{verdict}"
+    );
+    assert!(
+        package
+            .windows(export.len().min(4096))
+            .any(|w| w == &export[..export.len().min(4096)]),
+        "the package holds the export"
+    );
+
     // Bad requests: clear 4xx, nothing outside the archive opened.
     let base = format!("/api/v1/cameras/{id}");
     let range = |a: Time90k, b: Time90k| format!("start={}&end={}", a.to_rfc3339(), b.to_rfc3339());
@@ -367,6 +409,29 @@ async fn hls_playback_over_segments_and_a_reconnect_plays_in_ffmpeg() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+
+    // Every playback, export, snapshot and evidence export is in the audit log, whose chain
+    // holds.
+    rec.process
+        .terminate(Duration::from_secs(20))
+        .expect("clean stop");
+    let audit = Command::new(workspace_binary("vms-recorder"))
+        .args(["audit-verify", "--data-dir"])
+        .arg(&dirs.data)
+        .output()
+        .expect("audit-verify runs");
+    assert!(
+        audit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&audit.stdout)
+    );
+    let log = std::fs::read_to_string(dirs.data.join("audit.log")).unwrap();
+    for action in ["playback", "export", "snapshot", "evidence_export"] {
+        assert!(
+            log.contains(&format!("\"action\":\"{action}\"")),
+            "no {action} in {log}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
+use serde_json::json;
 use vms_core::gap::EndReason;
 use vms_core::id::{CameraId, HoldId, StorageRootId};
 use vms_core::time::Time90k;
@@ -21,6 +22,7 @@ use vms_core::{Error, ErrorKind, err};
 use crate::archive::index::SegmentRow;
 use crate::archive::retention::Finding;
 use crate::archive::segment::{FrameTable, TableFrame};
+use crate::audit::Action;
 use crate::cameras::{Camera, CameraSpec, StreamSpec, Transport};
 use crate::config::{CameraConfig, StreamConfig};
 use crate::holds::Hold;
@@ -132,6 +134,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/cameras/{id}/segments/{file}", get(segment_file))
         .route("/api/v1/cameras/{id}/export.mp4", get(export_mp4))
         .route("/api/v1/cameras/{id}/snapshot.jpg", get(snapshot))
+        .route("/api/v1/cameras/{id}/evidence", post(evidence))
         .route("/api/v1/holds", get(list_holds))
         .route("/api/v1/holds/{id}", delete(release_hold))
         .route("/api/v1/alerts", get(alerts))
@@ -294,6 +297,8 @@ async fn add_camera(
         .camera(id)
         .await
         .ok_or_else(|| err!(Internal, "camera {id} vanished"))?;
+    s.audit(Action::CameraAdded, Some(id), json!({"name": c.spec.name}))
+        .await?;
     Ok((StatusCode::CREATED, Json(camera_response(&c, &st))))
 }
 
@@ -309,6 +314,12 @@ async fn update_camera(
         .camera(id)
         .await
         .ok_or_else(|| err!(NotFound, "no camera {id}"))?;
+    s.audit(
+        Action::CameraChanged,
+        Some(id),
+        json!({"name": c.spec.name}),
+    )
+    .await?;
     Ok(Json(camera_response(&c, &st)))
 }
 
@@ -316,7 +327,9 @@ async fn remove_camera(
     State(s): State<Arc<Service>>,
     IdSegment(id): IdSegment,
 ) -> ApiResult<StatusCode> {
-    s.remove_camera(camera_id(&id)?).await?;
+    let id = camera_id(&id)?;
+    s.remove_camera(id).await?;
+    s.audit(Action::CameraRemoved, Some(id), json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -481,6 +494,12 @@ struct MediaQuery {
 }
 
 impl MediaQuery {
+    /// What the audit log says of the request.
+    fn details(&self, range: &std::ops::Range<Time90k>) -> serde_json::Value {
+        json!({"stream": self.stream, "start": range.start.to_rfc3339(),
+            "end": range.end.to_rfc3339(), "part": self.part})
+    }
+
     fn range(&self, max_secs: i64) -> ApiResult<std::ops::Range<Time90k>> {
         crate::archive::layout::check_stream_name(&self.stream).map_err(|e| e.context("stream"))?;
         time_range(&self.start, &self.end, max_secs)
@@ -522,6 +541,8 @@ async fn playback(
     let camera = camera_id(&id)?;
     let Query(q) = q.map_err(bad_query)?;
     let range = q.range(MAX_PLAYLIST_SECS)?;
+    s.audit(Action::Playback, Some(camera), q.details(&range))
+        .await?;
     let (s2, stream, r) = (s.clone(), q.stream.clone(), range.clone());
     let segments =
         tokio::task::spawn_blocking(move || segments_with_tables(&s2, camera, &stream, r))
@@ -659,6 +680,15 @@ async fn export_mp4(
     .await
     .map_err(|e| err!(Internal, "export task: {e}"))??;
     let etag = format!("\"{}\"", hex(&sources_hash[..16]));
+    // One audit record per download: a player's follow-up ranges are not new exports.
+    let continues = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|r| !r.trim().starts_with("bytes=0-"));
+    if !continues {
+        s.audit(Action::Export, Some(camera), q.details(&range))
+            .await?;
+    }
     let mut r = crate::media::serve::pieces(export.pieces, &etag, "video/mp4", &headers).await?;
     let h = r.headers_mut();
     let mut set = |name: &'static str, value: String| {
@@ -756,6 +786,12 @@ async fn snapshot(
     if q.width.is_some_and(|w| !(16..=7680).contains(&w)) {
         return Err(err!(InvalidArgument, "width: 16 to 7680 pixels").into());
     }
+    s.audit(
+        Action::Snapshot,
+        Some(camera),
+        json!({"stream": q.stream, "time": q.time, "width": q.width}),
+    )
+    .await?;
     let (entry, frames) = match &q.time {
         Some(t) => {
             let at = Time90k::parse_rfc3339(t).map_err(|e| e.context("time"))?;
@@ -805,6 +841,150 @@ async fn snapshot(
             (header::CACHE_CONTROL, "no-store"),
         ],
         jpeg,
+    )
+        .into_response())
+}
+
+/// `POST /api/v1/cameras/{id}/evidence`: a signed evidence package (spec/evidence-package.md)
+/// of a range: the export, one file per codec configuration, and a manifest signed by the
+/// recorder's key. Streamed, with its exact length announced first.
+#[derive(Deserialize)]
+struct EvidenceRequest {
+    stream: String,
+    start: String,
+    end: String,
+    case: String,
+    reason: String,
+    /// Who exports (the person behind the credential).
+    operator: String,
+}
+
+async fn evidence(
+    State(s): State<Arc<Service>>,
+    IdSegment(id): IdSegment,
+    body: Result<Json<EvidenceRequest>, JsonRejection>,
+) -> ApiResult<Response> {
+    use crate::evidence::{CameraInfo, ExportInfo, GapInfo, PackageWriter, package_len};
+    use crate::media::export::build;
+    use crate::media::serve::{BodyWriter, PiecesReader};
+    let camera = camera_id(&id)?;
+    let Json(req) = body.map_err(bad_json)?;
+    crate::archive::layout::check_stream_name(&req.stream).map_err(|e| e.context("stream"))?;
+    let range = time_range(&req.start, &req.end, MAX_PLAYLIST_SECS)?;
+    let (c, _) = s
+        .camera(camera)
+        .await
+        .ok_or_else(|| err!(NotFound, "no camera {camera}"))?;
+    let (s2, stream, r) = (s.clone(), req.stream.clone(), range.clone());
+    let (exports, quality) = tokio::task::spawn_blocking(move || {
+        let sources = export_sources(&s2, camera, &stream, r.clone())?;
+        let first = build(&sources, &r, 0)?;
+        let mut exports = vec![first];
+        for part in 1..exports[0].parts {
+            exports.push(build(&sources, &r, part)?);
+        }
+        // The worst time quality over the footage delivered.
+        let mut quality = vms_core::time::TimeQuality {
+            recorder_synced: true,
+            recorder_error_ms: None,
+            camera_offset_ms: None,
+        };
+        for src in &sources {
+            quality.recorder_synced &= src.row.recorder_synced;
+            quality.recorder_error_ms = quality.recorder_error_ms.max(src.row.recorder_error_ms);
+            if src.row.camera_offset_ms.map(i64::abs) > quality.camera_offset_ms.map(i64::abs) {
+                quality.camera_offset_ms = src.row.camera_offset_ms;
+            }
+        }
+        Ok::<_, Error>((exports, quality))
+    })
+    .await
+    .map_err(|e| err!(Internal, "evidence task: {e}"))??;
+    let delivered = (
+        exports[0].delivered.start,
+        exports.last().expect("one part at least").delivered.end,
+    );
+    let info = ExportInfo {
+        recorder: s.id,
+        camera: CameraInfo {
+            id: camera,
+            name: c.spec.name.clone(),
+            region: c.spec.region,
+            code: c.spec.code.clone(),
+        },
+        stream: req.stream.clone(),
+        requested: (range.start, range.end),
+        delivered,
+        gaps: exports
+            .iter()
+            .flat_map(|e| &e.gaps)
+            .map(|&(start, end, reason)| GapInfo { start, end, reason })
+            .collect(),
+        time_quality: quality,
+        operator: req.operator,
+        case: req.case,
+        reason: req.reason,
+        exported: s.clocks.realtime(),
+    };
+    let names: Vec<String> = match exports.len() {
+        1 => vec!["export.mp4".into()],
+        n => (1..=n).map(|i| format!("export-part{i}.mp4")).collect(),
+    };
+    let sizes: Vec<u64> = exports
+        .iter()
+        .map(|e| e.pieces.iter().map(|p| p.size()).sum())
+        .collect();
+    let media: Vec<(&str, u64)> = names
+        .iter()
+        .map(String::as_str)
+        .zip(sizes.iter().copied())
+        .collect();
+    let len = package_len(&info, &s.evidence_key, &media)?;
+    s.audit(
+        Action::EvidenceExport,
+        Some(camera),
+        json!({"stream": info.stream, "start": range.start.to_rfc3339(),
+            "end": range.end.to_rfc3339(), "case": info.case, "reason": info.reason,
+            "operator": info.operator, "bytes": len}),
+    )
+    .await?;
+    let filename: String = format!("evidence-{}-{camera}.tar", info.case)
+        .chars()
+        .map(|ch| {
+            if ch.is_ascii_alphanumeric() || "._-".contains(ch) {
+                ch
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let (writer, body) = BodyWriter::new();
+    let s2 = s.clone();
+    tokio::task::spawn_blocking(move || {
+        let write = || -> Result<BodyWriter, Error> {
+            let mut package = PackageWriter::new(writer, info, &s2.evidence_key)?;
+            for ((name, export), size) in names.iter().zip(exports).zip(sizes) {
+                package.add_media(name, PiecesReader::new(export.pieces), size)?;
+            }
+            let (mut out, _) = package.finish()?;
+            std::io::Write::flush(&mut out)
+                .map_err(|e| err!(Unavailable, source: e, "sending the package"))?;
+            Ok(out)
+        };
+        if let Err(e) = write() {
+            tracing::error!(err = %e, "evidence package cut short");
+        }
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-tar".to_owned()),
+            (header::CONTENT_LENGTH, len.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+        ],
+        body,
     )
         .into_response())
 }
@@ -952,6 +1132,13 @@ async fn place_hold(
     };
     let response = hold_response(&hold);
     s.place_hold(hold).await?;
+    s.audit(
+        Action::HoldPlaced,
+        Some(camera),
+        json!({"hold": response.id, "stream": response.stream, "start": response.start,
+            "end": response.end, "case": response.case, "reason": response.reason}),
+    )
+    .await?;
     tracing::info!(hold = %response.id, camera = %response.camera, case = %response.case, "hold placed");
     Ok((StatusCode::CREATED, Json(response)))
 }
@@ -986,6 +1173,12 @@ async fn release_hold(
         .parse()
         .map_err(|_| ApiError::from(err!(NotFound, "no hold {id:?}")))?;
     let hold = s.release_hold(id).await?;
+    s.audit(
+        Action::HoldReleased,
+        Some(hold.camera),
+        json!({"hold": id.to_string(), "case": hold.case}),
+    )
+    .await?;
     tracing::info!(hold = %id, camera = %hold.camera, case = %hold.case, "hold released");
     Ok(StatusCode::NO_CONTENT)
 }

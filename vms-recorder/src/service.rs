@@ -16,14 +16,19 @@ use crate::archive::fs::{ArchiveFs, RealFs};
 use crate::archive::index::{Index, SegmentRow};
 use crate::archive::retention::{Finding, Outcome, Pass, Policy, RootBudget};
 use crate::archive::{layout, recovery};
+use crate::audit::{Action, Audit};
 use crate::cameras::{self, Camera, CameraClass, CameraSpec};
 use crate::clock::{Clocks, RealClocks};
 use crate::config::Config;
+use crate::evidence::SigningKey;
 use crate::holds::{Hold, Holds};
 use crate::ingest::Source;
 use crate::journal::{Journal, write_atomically};
 use crate::recording::{Progress, Recording, Target};
 use crate::supervisor::{self, Connection, lock};
+
+/// The audit actor of requests made with the local administrator token.
+pub const LOCAL_ADMIN: &str = "local-admin";
 
 /// How often retention runs when nothing wakes it sooner.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(10);
@@ -66,6 +71,9 @@ pub struct Service {
     /// Set when the index would not open and was rebuilt from the files at start-up.
     pub index_rebuilt: Option<String>,
     pub holds: Holds,
+    /// The key that signs evidence packages.
+    pub evidence_key: SigningKey,
+    audit: Audit,
     fs: Arc<dyn ArchiveFs>,
     policies: BTreeMap<CameraClass, Policy>,
     /// Wakes the retention task early (a segment closed, a write failed, a hold went).
@@ -267,14 +275,19 @@ impl Service {
             journal.save(&cameras)?;
         }
         let holds = Holds::open(&config.data_dir)?;
+        let clocks: Arc<dyn Clocks> = Arc::new(RealClocks);
+        let audit = Audit::open(&config.data_dir, clocks.clone())?;
+        let evidence_key = SigningKey::load_or_create(&config.data_dir)?;
         let service = Arc::new(Service {
             id,
             admin_token: config.admin_token.clone(),
             index,
             roots,
-            clocks: Arc::new(RealClocks),
+            clocks,
             index_rebuilt,
             holds,
+            evidence_key,
+            audit,
             fs,
             policies: config.retention.policies()?,
             retention: Arc::default(),
@@ -414,6 +427,25 @@ impl Service {
             .iter()
             .map(|(_, f)| f.clone())
             .collect()
+    }
+
+    /// Records an access or a change in the audit log, durably, before it takes effect: an
+    /// access that cannot be audited is refused.
+    pub async fn audit(
+        self: &Arc<Self>,
+        action: Action,
+        camera: Option<CameraId>,
+        details: serde_json::Value,
+    ) -> Result<(), Error> {
+        let s = self.clone();
+        let details = match details {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        tokio::task::spawn_blocking(move || s.audit.append(LOCAL_ADMIN, action, camera, details))
+            .await
+            .map_err(|e| err!(Internal, "audit task: {e}"))??;
+        Ok(())
     }
 
     /// Bytes free on a root's file system.

@@ -164,3 +164,112 @@ async fn read_at(path: &Path, offset: u64, len: u64) -> std::io::Result<Bytes> {
     f.read_exact(&mut buf).await?;
     Ok(Bytes::from(buf))
 }
+
+/// Reads the concatenation of `pieces`, blocking: for writers that take a `Read`.
+pub struct PiecesReader {
+    pieces: VecDeque<Piece>,
+    file: Option<(std::fs::File, u64)>,
+}
+
+impl PiecesReader {
+    pub fn new(pieces: Vec<Piece>) -> PiecesReader {
+        PiecesReader {
+            pieces: pieces.into(),
+            file: None,
+        }
+    }
+}
+
+impl std::io::Read for PiecesReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::Seek;
+        loop {
+            if let Some((f, left)) = &mut self.file {
+                if *left == 0 {
+                    self.file = None;
+                    continue;
+                }
+                let want = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+                let n = f.read(&mut buf[..want])?;
+                if n == 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "file shorter than its index row",
+                    ));
+                }
+                *left -= n as u64;
+                return Ok(n);
+            }
+            match self.pieces.pop_front() {
+                None => return Ok(0),
+                Some(Piece::Mem(b)) => {
+                    let n = buf.len().min(b.len());
+                    buf[..n].copy_from_slice(&b[..n]);
+                    if n < b.len() {
+                        self.pieces.push_front(Piece::Mem(b.slice(n..)));
+                    }
+                    if n > 0 || buf.is_empty() {
+                        return Ok(n);
+                    }
+                }
+                Some(Piece::File { path, offset, len }) => {
+                    let mut f = std::fs::File::open(&path)?;
+                    f.seek(std::io::SeekFrom::Start(offset))?;
+                    self.file = Some((f, len));
+                }
+            }
+        }
+    }
+}
+
+/// A blocking writer whose bytes become an HTTP body: chunks go through a channel to the
+/// async side; a client that went away fails the next write.
+pub struct BodyWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl BodyWriter {
+    /// The writer and the body it feeds.
+    pub fn new() -> (BodyWriter, Body) {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (chunk, rx))
+        }));
+        (
+            BodyWriter {
+                tx,
+                buf: Vec::with_capacity(CHUNK as usize),
+            },
+            body,
+        )
+    }
+
+    /// Ends the body with an error, so the client sees a broken transfer, not a short file.
+    pub fn fail(self, e: std::io::Error) {
+        let _ = self.tx.blocking_send(Err(e));
+    }
+}
+
+impl std::io::Write for BodyWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() as u64 >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(CHUNK as usize),
+        ));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+        })
+    }
+}
