@@ -1243,6 +1243,8 @@ const CAMERA_HOLDS: &str = "/api/v1/cameras/{id}/holds";
 const PLAYBACK: &str = "/api/v1/cameras/{id}/playback.m3u8";
 const SEGMENT: &str = "/api/v1/cameras/{id}/segments/{file}";
 const EXPORT: &str = "/api/v1/cameras/{id}/export.mp4";
+const SNAPSHOT: &str = "/api/v1/cameras/{id}/snapshot.jpg";
+const EVIDENCE: &str = "/api/v1/cameras/{id}/evidence";
 const HOLDS: &str = "/api/v1/holds";
 const HOLD: &str = "/api/v1/holds/{id}";
 /// A well-formed id that names nothing.
@@ -1629,6 +1631,42 @@ async fn a_running_recorder_serves_and_answers_as_the_openapi_document_says() {
             .arg(&a)
             .query(&format!("{span}&part=-1")),
         400,
+    )
+    .await;
+    c.expect(
+        req(Method::GET, SNAPSHOT).arg(&a).query(&format!(
+            "stream=main&time={}&width=160",
+            rfc3339_from_now(-600)
+        )),
+        404,
+    )
+    .await;
+    c.expect(
+        req(Method::GET, SNAPSHOT)
+            .arg(&a)
+            .query("stream=main&width=5"),
+        400,
+    )
+    .await;
+    c.expect(req(Method::GET, SNAPSHOT).arg(&a).query("stream=main"), 200)
+        .await;
+    let evidence = json!({"stream": "main", "start": rfc3339_from_now(-600),
+        "end": rfc3339_from_now(60), "case": "KZ-2026-1", "reason": "drift check",
+        "operator": "Tester"});
+    c.valid_body(&Method::POST, EVIDENCE, &evidence);
+    c.expect(req(Method::POST, EVIDENCE).arg(&a).json(&evidence), 200)
+        .await;
+    let mut no_case = evidence.clone();
+    no_case["case"] = json!("");
+    c.invalid_body(
+        req(Method::POST, EVIDENCE).arg(&a),
+        &no_case,
+        "an empty case",
+    )
+    .await;
+    c.expect(
+        req(Method::POST, EVIDENCE).arg(UNKNOWN_ID).json(&evidence),
+        404,
     )
     .await;
     match &file {
