@@ -1244,6 +1244,7 @@ const PLAYBACK: &str = "/api/v1/cameras/{id}/playback.m3u8";
 const SEGMENT: &str = "/api/v1/cameras/{id}/segments/{file}";
 const EXPORT: &str = "/api/v1/cameras/{id}/export.mp4";
 const SNAPSHOT: &str = "/api/v1/cameras/{id}/snapshot.jpg";
+const TRANSCODED: &str = "/api/v1/cameras/{id}/transcoded.mp4";
 const EVIDENCE: &str = "/api/v1/cameras/{id}/evidence";
 const HOLDS: &str = "/api/v1/holds";
 const HOLD: &str = "/api/v1/holds/{id}";
@@ -1650,6 +1651,26 @@ async fn a_running_recorder_serves_and_answers_as_the_openapi_document_says() {
     .await;
     c.expect(req(Method::GET, SNAPSHOT).arg(&a).query("stream=main"), 200)
         .await;
+    c.expect(req(Method::GET, TRANSCODED).arg(&a).query(&span), 200)
+        .await;
+    c.expect(
+        req(Method::GET, TRANSCODED).arg(&a).query(&format!(
+            "stream=main&start={}&end={}",
+            rfc3339_from_now(-7200),
+            rfc3339_from_now(0)
+        )),
+        400,
+    )
+    .await;
+    c.expect(
+        req(Method::GET, TRANSCODED).arg(&a).query(&format!(
+            "stream=main&start={}&end={}",
+            rfc3339_from_now(-90_000),
+            rfc3339_from_now(-89_000)
+        )),
+        404,
+    )
+    .await;
     let evidence = json!({"stream": "main", "start": rfc3339_from_now(-600),
         "end": rfc3339_from_now(60), "case": "KZ-2026-1", "reason": "drift check",
         "operator": "Tester"});

@@ -18,11 +18,18 @@ use vms_tests::recorder::{
 async fn hls_playback_over_segments_and_a_reconnect_plays_in_ffmpeg() {
     let sim = sim(
         "[[camera]]\nname = \"p\"\n[[camera.streams]]\nwidth = 640\nheight = 360\nfps = 15\n\
-         gop_frames = 15\n",
+         gop_frames = 15\n[[camera.streams]]\nname = \"sub\"\ncodec = \"h265\"\nwidth = 320\n\
+         height = 180\nfps = 15\ngop_frames = 15\n",
     );
     let dirs = RecorderDirs::new(&format!(
         "segment_secs = 10\n{}",
-        camera_toml("p", &[("main", sim.url("p", "main", None))])
+        camera_toml(
+            "p",
+            &[
+                ("main", sim.url("p", "main", None)),
+                ("sub", sim.url("p", "sub", None))
+            ]
+        )
     ));
     let rec = RemoteRecorder::start(&dirs).expect("recorder starts");
     let id = rec.cameras().await.unwrap().cameras[0].id.clone();
@@ -274,6 +281,51 @@ async fn hls_playback_over_segments_and_a_reconnect_plays_in_ffmpeg() {
         );
     }
 
+    // The H.265 sub stream transcoded to H.264 with the clock burned in: ffprobe decodes it.
+    let (t_start, t_end) = (x_start, x_start + Duration90k::from_secs(4));
+    let r = rec
+        .request(
+            reqwest::Method::GET,
+            &format!(
+                "/api/v1/cameras/{id}/transcoded.mp4?stream=sub&start={}&end={}",
+                t_start.to_rfc3339(),
+                t_end.to_rfc3339()
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let transcoded = dir.path().join("transcoded.mp4");
+    std::fs::write(&transcoded, r.bytes().await.unwrap()).unwrap();
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_frames",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&transcoded)
+        .output()
+        .expect("ffprobe runs");
+    assert!(
+        probe.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let fields: Vec<String> = String::from_utf8_lossy(&probe.stdout)
+        .trim()
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(fields[..3], ["h264", "320", "180"], "{fields:?}");
+    let frames: i64 = fields[3].parse().unwrap();
+    // Four seconds, from the keyframe at or before the start (at most a GOP earlier).
+    assert!((60..=75).contains(&frames), "{frames} frames");
+
     // An evidence package of the same range: it verifies offline, and the export is in it.
     let r = rec
         .request(
@@ -389,7 +441,7 @@ async fn hls_playback_over_segments_and_a_reconnect_plays_in_ffmpeg() {
         ),
         (format!("{base}/snapshot.jpg?stream=main&width=5"), 400),
         (format!("{base}/snapshot.jpg?stream=main&time=noon"), 400),
-        (format!("{base}/snapshot.jpg?stream=sub"), 404),
+        (format!("{base}/snapshot.jpg?stream=nope"), 404),
     ] {
         let r = rec
             .request(reqwest::Method::GET, &path)

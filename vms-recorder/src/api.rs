@@ -133,6 +133,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/cameras/{id}/playback.m3u8", get(playback))
         .route("/api/v1/cameras/{id}/segments/{file}", get(segment_file))
         .route("/api/v1/cameras/{id}/export.mp4", get(export_mp4))
+        .route("/api/v1/cameras/{id}/transcoded.mp4", get(transcoded))
         .route("/api/v1/cameras/{id}/snapshot.jpg", get(snapshot))
         .route("/api/v1/cameras/{id}/evidence", post(evidence))
         .route("/api/v1/holds", get(list_holds))
@@ -476,6 +477,9 @@ fn time_range(start: &str, end: &str, max_secs: i64) -> ApiResult<std::ops::Rang
     }
     Ok(start..end)
 }
+
+/// The longest range one transcoded export may span: it costs a decode and an encode.
+const MAX_TRANSCODE_SECS: i64 = 3600;
 
 /// The longest range one playlist may span.
 const MAX_PLAYLIST_SECS: i64 = 24 * 3600;
@@ -987,6 +991,47 @@ async fn evidence(
         body,
     )
         .into_response())
+}
+
+/// `GET /api/v1/cameras/{id}/transcoded.mp4`: the range as H.264 with the camera name and the
+/// wall clock burned in, for players that cannot play H.265; a fragmented MP4 streamed as it
+/// is encoded (so no `Range`, and no length up front).
+async fn transcoded(
+    State(s): State<Arc<Service>>,
+    IdSegment(id): IdSegment,
+    q: Result<Query<MediaQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    use crate::media::serve::BodyWriter;
+    let camera = camera_id(&id)?;
+    let Query(q) = q.map_err(bad_query)?;
+    let range = q.range(MAX_TRANSCODE_SECS)?;
+    let name = s
+        .camera(camera)
+        .await
+        .map_or_else(|| camera.to_string(), |(c, _)| c.spec.name);
+    let (s2, stream, r) = (s.clone(), q.stream.clone(), range.clone());
+    let sources = tokio::task::spawn_blocking(move || export_sources(&s2, camera, &stream, r))
+        .await
+        .map_err(|e| err!(Internal, "transcode task: {e}"))??;
+    if sources.is_empty() {
+        return Err(err!(NotFound, "no footage in that range").into());
+    }
+    s.audit(Action::Export, Some(camera), q.details(&range))
+        .await?;
+    let (mut writer, body) = BodyWriter::new();
+    let part = q.part;
+    tokio::task::spawn_blocking(move || {
+        let done = crate::media::export::transcode(&sources, &range, part, &name, &mut writer)
+            .and_then(|()| {
+                std::io::Write::flush(&mut writer)
+                    .map_err(|e| err!(Unavailable, source: e, "sending the transcode"))
+            });
+        if let Err(e) = done {
+            tracing::error!(err = %e, "transcoded export cut short");
+            writer.fail(std::io::Error::other(e.to_string()));
+        }
+    });
+    Ok(([(header::CONTENT_TYPE, "video/mp4")], body).into_response())
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -70,6 +70,11 @@ pub fn write_init(buf: &mut Vec<u8>, tracks: &[TrackSpec<'_>]) {
             b.extend_from_slice(brand);
         }
     });
+    write_moov(buf, tracks);
+}
+
+/// Writes the `moov` of a fragmented file with the given tracks.
+pub fn write_moov(buf: &mut Vec<u8>, tracks: &[TrackSpec<'_>]) {
     write_box(buf, b"moov", |b| {
         write_full_box(b, b"mvhd", 0, 0, |b| {
             put_u32(b, 0); // creation time

@@ -8,19 +8,23 @@
 //!   shows the wall clock, second by second, so the jump is visible.
 //! - A codec change inside the range splits the export into parts, one per configuration.
 
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use vms_core::gap::EndReason;
 use vms_core::time::{Duration90k, Time90k};
-use vms_core::{Error, bail};
+use vms_core::{Error, bail, err};
 
 use crate::archive::index::SegmentRow;
 use crate::archive::mp4::{
-    self, Handler, Trak, put_u16, put_u32, put_u64, write_box, write_full_box, write_trak_box,
+    self, Handler, Sample, TrackRun, TrackSpec, Trak, put_u16, put_u32, put_u64, write_box,
+    write_full_box, write_trak_box,
 };
 use crate::archive::segment::TableFrame;
+use crate::ingest::VideoParams;
+use crate::media::decode::{EncodedPacket, StoredFrame, TranscodeOptions, Transcoder};
 use crate::media::serve::Piece;
 use crate::service::hole_reason;
 
@@ -207,6 +211,163 @@ pub fn build(sources: &[Source], range: &Range<Time90k>, part: usize) -> Result<
         delivered,
         parts: count,
     })
+}
+
+/// Writes part `part` of `range` transcoded to H.264 with `camera` and the wall clock burned
+/// in, as a fragmented MP4 of fragments of about a second, so it streams as it is encoded.
+/// Gaps are collapsed as in [`build`]; it starts at the keyframe at or before the range.
+pub fn transcode(
+    sources: &[Source],
+    range: &Range<Time90k>,
+    part: usize,
+    camera: &str,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let parts = pick(sources, range);
+    let count = parts.len();
+    let Some(picked) = parts.into_iter().nth(part) else {
+        bail!(NotFound, "no part {part} of {count} in that range");
+    };
+    let mut coder = Transcoder::new(&picked[0].src.entry, camera, &TranscodeOptions::default())?;
+    let mut writer = FragmentWriter::default();
+    let mut file: Option<(&Path, std::fs::File)> = None;
+    let mut pts = 0i64;
+    for p in &picked {
+        if file
+            .as_ref()
+            .is_none_or(|(path, _)| *path != p.src.path.as_path())
+        {
+            let f = std::fs::File::open(&p.src.path)
+                .map_err(|e| err!(Unavailable, source: e, "opening {}", p.src.path.display()))?;
+            file = Some((p.src.path.as_path(), f));
+        }
+        let (_, f) = file.as_mut().expect("opened");
+        let mut data = vec![0; p.frame.size_bytes as usize];
+        f.seek(SeekFrom::Start(p.frame.offset))
+            .and_then(|_| f.read_exact(&mut data))
+            .map_err(|e| err!(Unavailable, source: e, "reading {}", p.src.path.display()))?;
+        let clock = p
+            .wall
+            .timestamp()
+            .strftime("%Y-%m-%d %H:%M:%S UTC")
+            .to_string();
+        writer.walls.insert(pts, p.wall);
+        let frame = StoredFrame {
+            data: &data,
+            keyframe: p.frame.sync,
+        };
+        let packets = coder.push(frame, Duration90k(pts), &clock)?;
+        writer.add(packets, coder.params(), out)?;
+        pts += i64::from(p.frame.duration_90k);
+        writer.last_duration = p.frame.duration_90k;
+    }
+    let finished = coder.finish()?;
+    writer.add(finished.packets, Some(&finished.params), out)?;
+    writer.flush(true, out)
+}
+
+/// Encoded packets on their way into fragments.
+#[derive(Default)]
+struct FragmentWriter {
+    pending: Vec<EncodedPacket>,
+    /// Wall-clock time of each input frame, by its media time, for the fragments' `prft`.
+    walls: std::collections::BTreeMap<i64, Time90k>,
+    init_written: bool,
+    params: Option<VideoParams>,
+    sequence: u32,
+    last_duration: u32,
+}
+
+impl FragmentWriter {
+    fn add(
+        &mut self,
+        packets: Vec<EncodedPacket>,
+        params: Option<&VideoParams>,
+        out: &mut dyn Write,
+    ) -> Result<(), Error> {
+        if self.params.is_none() {
+            self.params = params.cloned();
+        }
+        self.pending.extend(packets);
+        // A fragment of a second or more, cut before a keyframe where the GOP allows.
+        let span = match (self.pending.first(), self.pending.last()) {
+            (Some(a), Some(b)) => b.dts.0 - a.dts.0,
+            _ => 0,
+        };
+        if span >= 90_000 {
+            self.flush(false, out)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the pending packets as one fragment; the last one waits for its successor
+    /// (which gives its duration) unless this is the end.
+    fn flush(&mut self, end: bool, out: &mut dyn Write) -> Result<(), Error> {
+        let Some(params) = &self.params else {
+            return Ok(());
+        };
+        let io = |e: std::io::Error| err!(Unavailable, source: e, "sending the transcode");
+        if !self.init_written {
+            let mut b = Vec::new();
+            write_box(&mut b, b"ftyp", |b| {
+                b.extend_from_slice(b"iso6");
+                put_u32(b, 0);
+                for brand in [b"iso6", b"isom", b"avc1", b"mp41"] {
+                    b.extend_from_slice(brand);
+                }
+            });
+            mp4::write_moov(
+                &mut b,
+                &[TrackSpec {
+                    track_id: mp4::VIDEO_TRACK_ID,
+                    timescale: 90_000,
+                    sample_entry: &params.sample_entry,
+                    video_size: Some((params.width, params.height)),
+                }],
+            );
+            out.write_all(&b).map_err(io)?;
+            self.init_written = true;
+        }
+        let keep = usize::from(!end);
+        if self.pending.len() <= keep {
+            return Ok(());
+        }
+        let rest = self.pending.split_off(self.pending.len() - keep);
+        let packets = std::mem::replace(&mut self.pending, rest);
+        let next = self.pending.first().map(|p| p.dts);
+        let samples = packets
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let after = packets.get(i + 1).map(|n| n.dts).or(next);
+                Sample {
+                    duration: after.map_or(self.last_duration, |n| (n.0 - p.dts.0) as u32),
+                    size: p.data.len() as u32,
+                    sync: p.keyframe,
+                }
+            })
+            .collect();
+        let first = packets[0].dts.0;
+        let wall = self
+            .walls
+            .range(..=first)
+            .next_back()
+            .map_or(Time90k(0), |(&t, &w)| w + Duration90k(first - t));
+        self.walls = self.walls.split_off(&first);
+        let runs = [TrackRun {
+            track_id: mp4::VIDEO_TRACK_ID,
+            base_decode_time: first as u64,
+            samples,
+        }];
+        self.sequence += 1;
+        let mut b = Vec::new();
+        mp4::write_fragment_header(&mut b, self.sequence, wall.to_ntp(), &runs);
+        out.write_all(&b).map_err(io)?;
+        for p in &packets {
+            out.write_all(&p.data).map_err(io)?;
+        }
+        Ok(())
+    }
 }
 
 /// The sample tables of one track.

@@ -246,7 +246,7 @@ impl BodyWriter {
     }
 
     /// Ends the body with an error, so the client sees a broken transfer, not a short file.
-    pub fn fail(self, e: std::io::Error) {
+    pub fn fail(&self, e: std::io::Error) {
         let _ = self.tx.blocking_send(Err(e));
     }
 }
