@@ -5,6 +5,7 @@ pub mod error;
 pub mod gap;
 pub mod id;
 pub mod region;
+pub mod text;
 pub mod time;
 pub mod wire;
 

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use vms_core::id::{CameraId, HoldId};
+use vms_core::text::check_text;
 use vms_core::time::Time90k;
 use vms_core::{Error, bail, err};
 
@@ -46,16 +47,8 @@ impl Hold {
         if let Some(s) = &self.stream {
             check_stream_name(s).map_err(|e| e.context("stream"))?;
         }
-        for (field, value, max) in [("case", &self.case, 128), ("reason", &self.reason, 1024)] {
-            let n = value.chars().count();
-            if n == 0 || n > max || value.chars().any(char::is_control) {
-                bail!(
-                    InvalidArgument,
-                    "{field}: 1 to {max} characters, no control characters"
-                );
-            }
-        }
-        Ok(())
+        check_text("case", &self.case, 128)?;
+        check_text("reason", &self.reason, 1024)
     }
 }
 

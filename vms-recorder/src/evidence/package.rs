@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use vms_core::gap::EndReason;
 use vms_core::id::{CameraId, RecorderId};
 use vms_core::region::RegionCode;
+use vms_core::text::check_text;
 use vms_core::time::{Time90k, TimeQuality};
 use vms_core::wire::{self, EVIDENCE_FORMAT, EvidenceManifest, SPEC_VERSION};
 use vms_core::{Error, bail, err};
@@ -81,18 +82,6 @@ pub struct ExportInfo {
     pub case: String,
     pub reason: String,
     pub exported: Time90k,
-}
-
-/// Text fields: 1 to `max` characters, no control characters.
-fn check_text(field: &str, value: &str, max: usize) -> Result<(), Error> {
-    let n = value.chars().count();
-    if n == 0 || n > max || value.chars().any(char::is_control) {
-        bail!(
-            InvalidArgument,
-            "{field}: 1 to {max} characters, no control characters"
-        );
-    }
-    Ok(())
 }
 
 impl ExportInfo {

@@ -308,14 +308,7 @@ impl FragmentWriter {
         };
         let io = |e: std::io::Error| err!(Unavailable, source: e, "sending the transcode");
         if !self.init_written {
-            let mut b = Vec::new();
-            write_box(&mut b, b"ftyp", |b| {
-                b.extend_from_slice(b"iso6");
-                put_u32(b, 0);
-                for brand in [b"iso6", b"isom", b"avc1", b"mp41"] {
-                    b.extend_from_slice(brand);
-                }
-            });
+            let mut b = ftyp();
             mp4::write_moov(
                 &mut b,
                 &[TrackSpec {
@@ -548,9 +541,10 @@ fn moov(l: &Layout<'_>, video: &Track, text: &Track, data_start: u64) -> Vec<u8>
 
 #[cfg(test)]
 mod tests {
-    use vms_core::id::{CameraId, RunId, StorageRootId};
+    use vms_core::id::RunId;
 
     use super::*;
+    use crate::media::hls::tests::row;
 
     /// A segment of `n` frames at 15 fps starting at `start` seconds, a keyframe every 15
     /// frames, one fragment per keyframe.
@@ -572,28 +566,7 @@ mod tests {
             offset += 1000 + i as u64;
         }
         Source {
-            row: SegmentRow {
-                camera: CameraId::generate(),
-                stream: "main".into(),
-                root: StorageRootId::generate(),
-                run: RunId::generate(),
-                run_segment: 0,
-                start: Time90k(start * 90_000),
-                media_start_90k: 0,
-                duration: Duration90k(6000 * n as i64),
-                frames: n as u32,
-                keyframes: n.div_ceil(15) as u32,
-                size_bytes: offset,
-                sha256: [0; 32],
-                end_reason,
-                recorder_synced: true,
-                recorder_error_ms: None,
-                camera_offset_ms: None,
-                video_codec: "avc1.64001e".into(),
-                width: 640,
-                height: 360,
-                audio_codec: None,
-            },
+            row: row(start * 90_000, &frames, RunId::generate(), end_reason),
             frames,
             path: format!("/r/{start}.mp4").into(),
             entry: entry.to_vec(),

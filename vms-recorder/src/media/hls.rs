@@ -113,12 +113,13 @@ pub fn playlist(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use vms_core::id::{CameraId, RunId, StorageRootId};
 
     use super::*;
 
-    fn row(start: i64, frames: &[TableFrame], run: RunId, end_reason: EndReason) -> SegmentRow {
+    /// A row for `frames`, starting at `start` (90 kHz).
+    pub fn row(start: i64, frames: &[TableFrame], run: RunId, end_reason: EndReason) -> SegmentRow {
         let last = frames.last().unwrap();
         SegmentRow {
             camera: CameraId::generate(),
