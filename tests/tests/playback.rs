@@ -18,7 +18,7 @@ use vms_tests::recorder::{
 async fn hls_playback_over_segments_and_a_reconnect_plays_in_ffmpeg() {
     let sim = sim(
         "[[camera]]\nname = \"p\"\n[[camera.streams]]\nwidth = 640\nheight = 360\nfps = 15\n\
-         gop_frames = 15\n[[camera.streams]]\nname = \"sub\"\ncodec = \"h265\"\nwidth = 320\n\
+         gop_frames = 15\naudio = true\n[[camera.streams]]\nname = \"sub\"\ncodec = \"h265\"\nwidth = 320\n\
          height = 180\nfps = 15\ngop_frames = 15\n",
     );
     let dirs = RecorderDirs::new(&format!(
@@ -191,8 +191,33 @@ async fn hls_playback_over_segments_and_a_reconnect_plays_in_ffmpeg() {
         .map(|s| s["codec_type"].as_str().unwrap())
         .collect();
     assert!(
-        kinds.contains(&"video") && (kinds.contains(&"subtitle") || kinds.contains(&"data")),
+        kinds.contains(&"video")
+            && kinds.contains(&"audio")
+            && (kinds.contains(&"subtitle") || kinds.contains(&"data")),
         "{kinds:?}"
+    );
+    // The audio decodes, and lasts as long as the video.
+    let audio = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "stream=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&file)
+        .output()
+        .expect("ffprobe runs");
+    let audio_secs: f64 = String::from_utf8_lossy(&audio.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0.0);
+    assert!(
+        (audio_secs - want).abs() < 0.25,
+        "audio {audio_secs} s, video {want} s"
     );
     // The wall-clock track decodes, and shows the jump over the gap.
     let subs = Command::new("ffmpeg")

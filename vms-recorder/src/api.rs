@@ -26,7 +26,7 @@ use crate::audit::Action;
 use crate::cameras::{Camera, CameraSpec, StreamSpec, Transport};
 use crate::config::{CameraConfig, StreamConfig};
 use crate::holds::Hold;
-use crate::media::export::Source;
+use crate::media::export::{AudioSource, Source};
 use crate::recording::Progress;
 use crate::service::{Service, hole_reason, leaves_gap};
 use crate::supervisor::Connection;
@@ -639,17 +639,65 @@ fn export_sources(
         std::fs::File::open(&path)
             .and_then(|mut f| f.read_exact(&mut init))
             .map_err(|e| err!(Unavailable, source: e, "reading {}", path.display()))?;
-        let entry = crate::archive::mp4::sample_entries(&init)?
-            .into_iter()
-            .find(|(id, _)| *id == crate::archive::mp4::VIDEO_TRACK_ID)
-            .map(|(_, e)| e)
+        let tracks = crate::archive::mp4::sample_entries(&init)?;
+        let track = |id| tracks.iter().find(|t| t.track_id == id);
+        let entry = track(crate::archive::mp4::VIDEO_TRACK_ID)
+            .map(|t| t.sample_entry.clone())
             .ok_or_else(|| err!(DataLoss, "{} has no video track", path.display()))?;
+        let audio = match track(crate::archive::mp4::AUDIO_TRACK_ID) {
+            Some(t) => Some(AudioSource {
+                entry: t.sample_entry.clone(),
+                timescale: t.timescale,
+                fragments: audio_fragments(&path, &frames)?,
+            }),
+            None => None,
+        };
         out.push(Source {
             row,
             frames,
             path,
             entry,
+            audio,
         });
+    }
+    Ok(out)
+}
+
+/// Each fragment's audio run and the offset of its data (after the fragment's video data),
+/// from the fragment's `moof`, whose place the frame table gives.
+fn audio_fragments(
+    path: &std::path::Path,
+    frames: &[TableFrame],
+) -> Result<std::collections::BTreeMap<u64, (crate::archive::mp4::TrackRun, u64)>, Error> {
+    use crate::archive::mp4;
+    use std::io::{Read, Seek, SeekFrom};
+    let io = |e: std::io::Error| err!(Unavailable, source: e, "reading {}", path.display());
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut out = std::collections::BTreeMap::new();
+    let starts: Vec<usize> = (0..frames.len())
+        .filter(|&i| frames[i].fragment_start.is_some())
+        .collect();
+    for (k, &i) in starts.iter().enumerate() {
+        let (f, start) = (&frames[i], frames[i].fragment_start.expect("filtered"));
+        let video_len: u64 = frames[i..starts.get(k + 1).copied().unwrap_or(frames.len())]
+            .iter()
+            .map(|f| u64::from(f.size_bytes))
+            .sum();
+        let mut head = vec![0; usize::try_from(f.offset - start).unwrap_or(0).min(1 << 20)];
+        file.seek(SeekFrom::Start(start)).map_err(io)?;
+        file.read_exact(&mut head).map_err(io)?;
+        let prft = mp4::next_box(&head, 0)?
+            .ok_or_else(|| err!(DataLoss, "fragment at {start} cut short"))?;
+        let moof = mp4::next_box(&head, prft.len)?
+            .filter(|b| &b.fourcc == b"moof")
+            .ok_or_else(|| err!(DataLoss, "no moof at {start} in {}", path.display()))?;
+        if let Some(run) = mp4::parse_moof(moof.payload)?
+            .runs
+            .into_iter()
+            .find(|r| r.track_id == mp4::AUDIO_TRACK_ID)
+        {
+            out.insert(start, (run, f.offset + video_len));
+        }
     }
     Ok(out)
 }

@@ -119,7 +119,7 @@ fn write_trak(b: &mut Vec<u8>, t: &TrackSpec<'_>) {
             handler,
             duration: 0,
             media_duration: 0,
-            edit: None,
+            edits: &[],
         },
         |b| {
             for empty in [b"stts", b"stsc", b"stco"] {
@@ -159,9 +159,9 @@ pub struct Trak<'a> {
     pub duration: u64,
     /// Media length in the track's timescale; 0 when fragmented.
     pub media_duration: u64,
-    /// An edit list of one entry: `(presentation length in the movie timescale, media time
-    /// where it starts in the track's timescale)`.
-    pub edit: Option<(u64, u64)>,
+    /// The edit list: `(presentation length in the movie timescale, media time where it
+    /// starts in the track's timescale, or -1 for an empty edit)`; none when empty.
+    pub edits: &'a [(u64, i64)],
 }
 
 /// Writes a version 0 full box, or version 1 when a 64-bit duration needs it; `fields`
@@ -232,13 +232,15 @@ pub fn write_trak_box(b: &mut Vec<u8>, t: &Trak<'_>, tables: impl FnOnce(&mut Ve
                 put_u32(b, height << 16);
             },
         );
-        if let Some((duration, media_time)) = t.edit {
+        if !t.edits.is_empty() {
             write_box(b, b"edts", |b| {
                 write_full_box(b, b"elst", 1, 0, |b| {
-                    put_u32(b, 1);
-                    put_u64(b, duration);
-                    put_u64(b, media_time);
-                    put_u32(b, 0x0001_0000); // rate 1.0
+                    put_u32(b, t.edits.len() as u32);
+                    for &(duration, media_time) in t.edits {
+                        put_u64(b, duration);
+                        b.extend_from_slice(&media_time.to_be_bytes());
+                        put_u32(b, 0x0001_0000); // rate 1.0
+                    }
                 });
             });
         }
@@ -478,9 +480,16 @@ pub fn children(payload: &[u8]) -> Result<Vec<BoxRef<'_>>, Error> {
     Ok(out)
 }
 
-/// The sample entry box of each track of an init section (`ftyp` … `moov`), with its track
-/// id, in `trak` order.
-pub fn sample_entries(init: &[u8]) -> Result<Vec<(u32, Vec<u8>)>, Error> {
+/// One track of an init section.
+pub struct InitTrack {
+    pub track_id: u32,
+    pub timescale: u32,
+    /// The complete sample entry box.
+    pub sample_entry: Vec<u8>,
+}
+
+/// The tracks of an init section (`ftyp` … `moov`), in `trak` order.
+pub fn sample_entries(init: &[u8]) -> Result<Vec<InitTrack>, Error> {
     let mut at = 0;
     let moov = loop {
         let b = next_box(init, at)?.ok_or_else(|| err!(DataLoss, "no moov in the init section"))?;
@@ -506,13 +515,21 @@ pub fn sample_entries(init: &[u8]) -> Result<Vec<(u32, Vec<u8>)>, Error> {
             .get(id_at..id_at + 4)
             .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")))
             .ok_or_else(|| err!(DataLoss, "tkhd too short"))?;
-        let stbl = find(
-            find(find(trak.payload, b"mdia")?.payload, b"minf")?.payload,
-            b"stbl",
-        )?;
+        let mdia = find(trak.payload, b"mdia")?;
+        let mdhd = find(mdia.payload, b"mdhd")?.payload;
+        let scale_at = if mdhd.first() == Some(&1) { 20 } else { 12 };
+        let timescale = mdhd
+            .get(scale_at..scale_at + 4)
+            .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")))
+            .ok_or_else(|| err!(DataLoss, "mdhd too short"))?;
+        let stbl = find(find(mdia.payload, b"minf")?.payload, b"stbl")?;
         let stsd = find(stbl.payload, b"stsd")?.payload;
         let entry = next_box(stsd, 8)?.ok_or_else(|| err!(DataLoss, "empty stsd"))?;
-        out.push((id, stsd[8..8 + entry.len].to_vec()));
+        out.push(InitTrack {
+            track_id: id,
+            timescale,
+            sample_entry: stsd[8..8 + entry.len].to_vec(),
+        });
     }
     Ok(out)
 }

@@ -8,6 +8,7 @@
 //!   shows the wall clock, second by second, so the jump is visible.
 //! - A codec change inside the range splits the export into parts, one per configuration.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,29 @@ pub struct Source {
     pub path: PathBuf,
     /// The file's video sample entry.
     pub entry: Vec<u8>,
+    /// The file's audio, when it has any.
+    pub audio: Option<AudioSource>,
+}
+
+/// The audio of a stored segment, read from its init section and its fragments' `moof`s.
+pub struct AudioSource {
+    pub entry: Vec<u8>,
+    pub timescale: u32,
+    /// Each fragment's audio run and the file offset of its data, by the fragment's offset.
+    pub fragments: BTreeMap<u64, (TrackRun, u64)>,
+}
+
+/// A stretch of audio continuous with its video: one run, no gap.
+struct Stretch {
+    /// Export media time (90 kHz) of its first video frame, and that frame's run time.
+    video_at: i64,
+    video_run: i64,
+    /// Export media time (audio timescale) of its first audio sample, and that sample's run
+    /// time.
+    audio_at: i64,
+    audio_run: i64,
+    video_len: i64,
+    audio_len: i64,
 }
 
 /// A planned export file.
@@ -183,34 +207,173 @@ pub fn build(sources: &[Source], range: &Range<Time90k>, part: usize) -> Result<
         syncs: None,
         chunks: vec![(texts.len(), text_data.len() as u64)],
     };
+    let audio = audio_track(&picked, lead as u64, presented);
     let (width, height) = (first.src.row.width, first.src.row.height);
-    let layout = Layout {
-        presented,
-        lead: lead as u64,
-        media: media as u64,
-        video_entry: &first.src.entry,
-        width,
-        height,
-    };
+    let video_edits = [(presented, lead)];
+    let text_entry = tx3g_entry();
+    let mut tracks = vec![
+        (
+            Trak {
+                track_id: 1,
+                timescale: 90_000,
+                sample_entry: &first.src.entry,
+                handler: Handler::Video { width, height },
+                duration: presented,
+                media_duration: media as u64,
+                edits: &video_edits,
+            },
+            &video,
+        ),
+        (
+            Trak {
+                track_id: 2,
+                timescale: 90_000,
+                sample_entry: &text_entry,
+                handler: Handler::Text { width, height },
+                duration: presented,
+                media_duration: media as u64,
+                edits: &video_edits,
+            },
+            &text,
+        ),
+    ];
+    if let Some((entry, timescale, track, edits, _)) = &audio {
+        tracks.push((
+            Trak {
+                track_id: 3,
+                timescale: *timescale,
+                sample_entry: entry,
+                handler: Handler::Audio,
+                duration: presented,
+                media_duration: track.durations.iter().map(|&d| u64::from(d)).sum(),
+                edits,
+            },
+            track,
+        ));
+    }
     // The moov's length does not depend on the offsets in it (co64 entries are fixed size):
     // write it once to learn where the data starts, then for real.
     let mut head = ftyp();
-    let probe = moov(&layout, &video, &text, 0);
+    let probe = moov(presented, &tracks, 0);
     let data_start = (head.len() + probe.len() + 16) as u64;
-    head.extend_from_slice(&moov(&layout, &video, &text, data_start));
-    let data_len: u64 = chunks.iter().map(|(_, c)| c.size()).sum::<u64>() + text_data.len() as u64;
+    head.extend_from_slice(&moov(presented, &tracks, data_start));
+    let data_len: u64 = tracks.iter().map(|(_, t)| t.data_len()).sum();
     head.extend_from_slice(&1u32.to_be_bytes());
     head.extend_from_slice(b"mdat");
     head.extend_from_slice(&(data_len + 16).to_be_bytes());
     let mut pieces = vec![Piece::Mem(Bytes::from(head))];
     pieces.extend(chunks.into_iter().map(|(_, c)| c));
     pieces.push(Piece::Mem(Bytes::from(text_data)));
+    if let Some((_, _, _, _, audio_pieces)) = audio {
+        pieces.extend(audio_pieces);
+    }
     Ok(Export {
         pieces,
         gaps,
         delivered,
         parts: count,
     })
+}
+
+/// The audio of the picked frames' fragments, when every source has audio of one kind: its
+/// sample entry, timescale, tables, edit list (one edit per stretch continuous with the
+/// video, so that gaps collapse alike) and data.
+#[allow(clippy::type_complexity)]
+fn audio_track<'a>(
+    picked: &[Picked<'a>],
+    lead: u64,
+    presented: u64,
+) -> Option<(&'a [u8], u32, Track, Vec<(u64, i64)>, Vec<Piece>)> {
+    let first = picked.first()?.src.audio.as_ref()?;
+    let same = |s: &Source| {
+        s.audio
+            .as_ref()
+            .is_some_and(|a| a.entry == first.entry && a.timescale == first.timescale)
+    };
+    if !picked.iter().all(|p| same(p.src)) {
+        return None;
+    }
+    let rate = i64::from(first.timescale);
+    let mut track = Track {
+        durations: Vec::new(),
+        sizes: Vec::new(),
+        syncs: None,
+        chunks: Vec::new(),
+    };
+    let mut pieces = Vec::new();
+    let mut stretches: Vec<Stretch> = Vec::new();
+    let (mut video_at, mut audio_at) = (0i64, 0i64);
+    for (i, p) in picked.iter().enumerate() {
+        let prev = i.checked_sub(1).map(|j| &picked[j]);
+        let video_run = p.src.row.media_start_90k + (p.wall - p.src.row.start).0;
+        let fragment = p
+            .frame
+            .fragment_start
+            .and_then(|f| p.src.audio.as_ref()?.fragments.get(&f));
+        if let Some((run, data_offset)) = fragment {
+            let breaks = prev.is_none_or(|q| p.wall > q.end() || q.src.row.run != p.src.row.run);
+            if breaks || stretches.is_empty() {
+                stretches.push(Stretch {
+                    video_at,
+                    video_run,
+                    audio_at,
+                    audio_run: run.base_decode_time as i64,
+                    video_len: 0,
+                    audio_len: 0,
+                });
+            }
+            let len = run.data_len();
+            if !run.samples.is_empty() {
+                track.chunks.push((run.samples.len(), len));
+                pieces.push(Piece::File {
+                    path: p.src.path.clone(),
+                    offset: *data_offset,
+                    len,
+                });
+            }
+            for sample in &run.samples {
+                track.durations.push(sample.duration);
+                track.sizes.push(sample.size);
+                audio_at += i64::from(sample.duration);
+                if let Some(st) = stretches.last_mut() {
+                    st.audio_len += i64::from(sample.duration);
+                }
+            }
+        }
+        if let Some(st) = stretches.last_mut() {
+            st.video_len += i64::from(p.frame.duration_90k);
+        }
+        video_at += i64::from(p.frame.duration_90k);
+    }
+    // Presentation time t (90 kHz) shows video media time t + lead; each stretch maps it to
+    // the audio recorded at the same run time.
+    let (lead, presented) = (lead as i64, presented as i64);
+    let mut edits = Vec::new();
+    for st in &stretches {
+        let from = st.video_at.max(lead) - lead;
+        let to = (st.video_at + st.video_len).min(lead + presented) - lead;
+        if to <= from {
+            continue;
+        }
+        let run_time = st.video_run + (from + lead - st.video_at);
+        let mut media = st.audio_at + run_time * rate / 90_000 - st.audio_run;
+        let mut dur = to - from;
+        if media < st.audio_at {
+            // The audio of this stretch starts a little after its video.
+            let empty = ((st.audio_at - media) * 90_000 / rate).min(dur);
+            edits.push((empty as u64, -1));
+            dur -= empty;
+            media = st.audio_at;
+        }
+        if dur > 0 {
+            if media >= st.audio_at + st.audio_len {
+                edits.push((dur as u64, -1));
+            } else {
+                edits.push((dur as u64, media));
+            }
+        }
+    }
+    Some((&first.entry, first.timescale, track, edits, pieces))
 }
 
 /// Writes part `part` of `range` transcoded to H.264 with `camera` and the wall clock burned
@@ -434,19 +597,6 @@ impl Track {
     }
 }
 
-/// What the `moov` needs besides the sample tables.
-struct Layout<'a> {
-    /// Presentation length (90 kHz), after the edit.
-    presented: u64,
-    /// Media time the presentation starts at.
-    lead: u64,
-    /// Media length of the frames.
-    media: u64,
-    video_entry: &'a [u8],
-    width: u32,
-    height: u32,
-}
-
 fn ftyp() -> Vec<u8> {
     let mut b = Vec::new();
     write_box(&mut b, b"ftyp", |b| {
@@ -486,55 +636,27 @@ fn tx3g_entry() -> Vec<u8> {
     b
 }
 
-fn moov(l: &Layout<'_>, video: &Track, text: &Track, data_start: u64) -> Vec<u8> {
+/// The `moov` of `tracks`, whose data lies in the `mdat` in this order from `data_start`.
+fn moov(presented: u64, tracks: &[(Trak<'_>, &Track)], data_start: u64) -> Vec<u8> {
     let mut b = Vec::new();
     write_box(&mut b, b"moov", |b| {
         write_full_box(b, b"mvhd", 1, 0, |b| {
             put_u64(b, 0);
             put_u64(b, 0);
             put_u32(b, 90_000);
-            put_u64(b, l.presented);
+            put_u64(b, presented);
             put_u32(b, 0x0001_0000); // rate
             put_u16(b, 0x0100); // volume
             b.extend_from_slice(&[0; 10]);
             mp4::UNITY_MATRIX.iter().for_each(|&m| put_u32(b, m));
             b.extend_from_slice(&[0; 24]);
-            put_u32(b, 3); // next track id
+            put_u32(b, tracks.len() as u32 + 1); // next track id
         });
-        let edit = Some((l.presented, l.lead));
-        write_trak_box(
-            b,
-            &Trak {
-                track_id: 1,
-                timescale: 90_000,
-                sample_entry: l.video_entry,
-                handler: Handler::Video {
-                    width: l.width,
-                    height: l.height,
-                },
-                duration: l.presented,
-                media_duration: l.media,
-                edit,
-            },
-            |b| video.tables(b, data_start),
-        );
-        let entry = tx3g_entry();
-        write_trak_box(
-            b,
-            &Trak {
-                track_id: 2,
-                timescale: 90_000,
-                sample_entry: &entry,
-                handler: Handler::Text {
-                    width: l.width,
-                    height: l.height,
-                },
-                duration: l.presented,
-                media_duration: l.media,
-                edit,
-            },
-            |b| text.tables(b, data_start + video.data_len()),
-        );
+        let mut offset = data_start;
+        for (trak, track) in tracks {
+            write_trak_box(b, trak, |b| track.tables(b, offset));
+            offset += track.data_len();
+        }
     });
     b
 }
@@ -570,6 +692,7 @@ mod tests {
             frames,
             path: format!("/r/{start}.mp4").into(),
             entry: entry.to_vec(),
+            audio: None,
         }
     }
 
