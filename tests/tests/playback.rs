@@ -219,6 +219,40 @@ async fn hls_playback_over_segments_and_a_reconnect_plays_in_ffmpeg() {
         (audio_secs - want).abs() < 0.25,
         "audio {audio_secs} s, video {want} s"
     );
+    // Its first presented frame is the frame the simulator sent at the requested start: the
+    // run began at the keyframe the recorder received first (sent just before the range's
+    // start, by the network's latency), and the edit list skips to the frame sent at
+    // `x_start`, counted in the simulator's own record.
+    let sent = sim.frames("p", "main", None).await.unwrap();
+    let run_start = t(&l.ranges[0].start).unix_nanos();
+    let keyframe = sent
+        .iter()
+        .filter(|f| f.keyframe && i128::from(f.sent_unix_us) * 1000 <= run_start)
+        .next_back()
+        .expect("the simulator's record reaches back to the run's start");
+    let latency = run_start - i128::from(keyframe.sent_unix_us) * 1000;
+    assert!(
+        latency < 500_000_000,
+        "{latency} ns from sending to recording"
+    );
+    let at_start = sent
+        .iter()
+        .filter(|f| i128::from(f.sent_unix_us) * 1000 + latency <= x_start.unix_nanos())
+        .next_back()
+        .unwrap();
+    let frames_in = at_start.rtp_timestamp.wrapping_sub(keyframe.rtp_timestamp) / 6000;
+    let elst = export
+        .windows(4)
+        .position(|w| w == b"elst")
+        .expect("an edit list");
+    let media_time = i64::from_be_bytes(export[elst + 20..elst + 28].try_into().unwrap());
+    assert_eq!(
+        media_time / 6000,
+        i64::from(frames_in % 15),
+        "the export starts {media_time} ticks into its GOP; the simulator sent frame \
+         {frames_in} of the run at the requested start"
+    );
+
     // The wall-clock track decodes, and shows the jump over the gap.
     let subs = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
