@@ -227,8 +227,7 @@ async fn hls_playback_over_segments_and_a_reconnect_plays_in_ffmpeg() {
     let run_start = t(&l.ranges[0].start).unix_nanos();
     let keyframe = sent
         .iter()
-        .filter(|f| f.keyframe && i128::from(f.sent_unix_us) * 1000 <= run_start)
-        .next_back()
+        .rfind(|f| f.keyframe && i128::from(f.sent_unix_us) * 1000 <= run_start)
         .expect("the simulator's record reaches back to the run's start");
     let latency = run_start - i128::from(keyframe.sent_unix_us) * 1000;
     assert!(
@@ -237,8 +236,7 @@ async fn hls_playback_over_segments_and_a_reconnect_plays_in_ffmpeg() {
     );
     let at_start = sent
         .iter()
-        .filter(|f| i128::from(f.sent_unix_us) * 1000 + latency <= x_start.unix_nanos())
-        .next_back()
+        .rfind(|f| i128::from(f.sent_unix_us) * 1000 + latency <= x_start.unix_nanos())
         .unwrap();
     let frames_in = at_start.rtp_timestamp.wrapping_sub(keyframe.rtp_timestamp) / 6000;
     let elst = export
