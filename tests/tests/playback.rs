@@ -573,3 +573,89 @@ async fn a_stream_over_udp_records() {
         cam.streams[0].status
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_across_a_resolution_change_comes_in_two_parts() {
+    let sim = sim(
+        "[[camera]]\nname = \"r\"\n[[camera.streams]]\nwidth = 640\nheight = 360\nfps = 15\n\
+         gop_frames = 15\n",
+    );
+    let dirs = RecorderDirs::new(&format!(
+        "segment_secs = 10\n{}",
+        camera_toml("r", &[("main", sim.url("r", "main", None))])
+    ));
+    let rec = RemoteRecorder::start(&dirs).expect("recorder starts");
+    let id = rec.cameras().await.unwrap().cameras[0].id.clone();
+    let from = now();
+    let frames = || async {
+        let l = rec
+            .recordings(&id, "main", &from.to_rfc3339(), &now().to_rfc3339())
+            .await
+            .ok()?;
+        Some(l.ranges.iter().map(|r| r.frames).sum::<u64>())
+    };
+    eventually(Duration::from_secs(30), || async {
+        (frames().await? >= 45).then_some(())
+    })
+    .await
+    .expect("footage before the change");
+    sim.fault(
+        "r",
+        "main",
+        &Fault::Resolution {
+            width: 320,
+            height: 180,
+        },
+    )
+    .await
+    .unwrap();
+    let before = frames().await.unwrap();
+    // Exports are made of closed segments: wait until the one after the change has closed
+    // (10 s and a keyframe).
+    eventually(Duration::from_secs(40), || async {
+        (frames().await? >= before + 11 * 15).then_some(())
+    })
+    .await
+    .expect("footage after the change");
+    let dir = tempfile::tempdir().unwrap();
+    let mut sizes = Vec::new();
+    for part in 0..2 {
+        let r = rec
+            .request(
+                reqwest::Method::GET,
+                &format!(
+                    "/api/v1/cameras/{id}/export.mp4?stream=main&start={}&end={}&part={part}",
+                    from.to_rfc3339(),
+                    now().to_rfc3339()
+                ),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-export-parts"], "2");
+        let file = dir.path().join(format!("part{part}.mp4"));
+        std::fs::write(&file, r.bytes().await.unwrap()).unwrap();
+        let probe = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "stream=width,height",
+                "-of",
+                "csv=p=0:s=x",
+            ])
+            .arg(&file)
+            .output()
+            .expect("ffprobe runs");
+        assert!(
+            probe.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&probe.stderr)
+        );
+        sizes.push(String::from_utf8_lossy(&probe.stdout).trim().to_owned());
+    }
+    assert_eq!(sizes, ["640x360", "320x180"]);
+}
