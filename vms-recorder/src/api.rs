@@ -510,15 +510,20 @@ impl MediaQuery {
     }
 }
 
-/// Segments of a stream over a range, each with its decoded frame table.
+/// The durable part of a stream's open segment, if it is recording.
+type OpenView = Option<Arc<(SegmentRow, Vec<u8>)>>;
+
+/// Segments of a stream over a range, each with its decoded frame table: the indexed ones,
+/// then the durable part of the open one.
 fn segments_with_tables(
     s: &Service,
     camera: CameraId,
     stream: &str,
     range: std::ops::Range<Time90k>,
+    open: &OpenView,
 ) -> Result<Vec<(SegmentRow, Vec<TableFrame>)>, Error> {
     let mut out = Vec::new();
-    for row in s.index.list(camera, stream, range)? {
+    for row in s.index.list(camera, stream, range.clone())? {
         let table = s
             .index
             .frame_table(camera, stream, row.start)?
@@ -531,6 +536,16 @@ fn segments_with_tables(
                 )
             })?;
         out.push((row, table));
+    }
+    // The open segment, unless its row has just been written (it then is in the list).
+    if let Some((row, table)) = open.as_deref()
+        && row.start < range.end
+        && row.end() > range.start
+        && out.last().is_none_or(|(last, _)| last.start < row.start)
+    {
+        let table = FrameTable::decode(table)
+            .ok_or_else(|| err!(Internal, "the open segment's frame table is unreadable"))?;
+        out.push((row.clone(), table));
     }
     Ok(out)
 }
@@ -547,9 +562,10 @@ async fn playback(
     let range = q.range(MAX_PLAYLIST_SECS)?;
     s.audit(Action::Playback, Some(camera), q.details(&range))
         .await?;
+    let open = s.open_view(camera, &q.stream).await;
     let (s2, stream, r) = (s.clone(), q.stream.clone(), range.clone());
     let segments =
-        tokio::task::spawn_blocking(move || segments_with_tables(&s2, camera, &stream, r))
+        tokio::task::spawn_blocking(move || segments_with_tables(&s2, camera, &stream, r, &open))
             .await
             .map_err(|e| err!(Internal, "playlist task: {e}"))??;
     if segments.is_empty() {
@@ -596,16 +612,22 @@ async fn segment_file(
         .and_then(|n| n.parse::<i64>().ok())
         .ok_or_else(|| err!(NotFound, "no segment {file:?}"))?;
     crate::archive::layout::check_stream_name(&q.stream).map_err(|e| e.context("stream"))?;
-    let row = s
-        .index
-        .get(camera, &q.stream, Time90k(start))?
-        .ok_or_else(|| {
-            err!(
-                NotFound,
-                "no segment {start} of camera {camera} / {}",
-                q.stream
-            )
-        })?;
+    // An indexed segment, or the durable part of the one being written.
+    let row = match s.index.get(camera, &q.stream, Time90k(start))? {
+        Some(row) => row,
+        None => s
+            .open_view(camera, &q.stream)
+            .await
+            .map(|v| v.0.clone())
+            .filter(|row| row.start == Time90k(start))
+            .ok_or_else(|| {
+                err!(
+                    NotFound,
+                    "no segment {start} of camera {camera} / {}",
+                    q.stream
+                )
+            })?,
+    };
     let path = stored_path(&s, &row)?;
     let etag = format!("\"{}\"", hex(&row.sha256[..16]));
     Ok(crate::media::serve::file(&path, row.size_bytes, &etag, "video/mp4", &headers).await?)
@@ -628,10 +650,11 @@ fn export_sources(
     camera: CameraId,
     stream: &str,
     range: std::ops::Range<Time90k>,
+    open: &OpenView,
 ) -> Result<Vec<Source>, Error> {
     use std::io::Read;
     let mut out = Vec::new();
-    for (row, frames) in segments_with_tables(s, camera, stream, range)? {
+    for (row, frames) in segments_with_tables(s, camera, stream, range, open)? {
         let path = stored_path(s, &row)?;
         let init_len = crate::media::hls::init_len(&frames)
             .ok_or_else(|| err!(DataLoss, "segment {} has no frames", row.start.0))?;
@@ -714,10 +737,11 @@ async fn export_mp4(
     let camera = camera_id(&id)?;
     let Query(q) = q.map_err(bad_query)?;
     let range = q.range(MAX_PLAYLIST_SECS)?;
+    let open = s.open_view(camera, &q.stream).await;
     let (s2, stream, r) = (s.clone(), q.stream.clone(), range.clone());
     let part = q.part;
     let (export, sources_hash) = tokio::task::spawn_blocking(move || {
-        let sources = export_sources(&s2, camera, &stream, r.clone())?;
+        let sources = export_sources(&s2, camera, &stream, r.clone(), &open)?;
         let mut h = sha2::Sha256::new();
         h.update(format!(
             "{camera}/{stream}/{}/{}/{part}",
@@ -792,9 +816,16 @@ fn archived_frames(
     camera: CameraId,
     stream: &str,
     at: Time90k,
+    open: &OpenView,
 ) -> Result<(Vec<u8>, Vec<Vec<u8>>), Error> {
     use std::io::{Read, Seek, SeekFrom};
-    let sources = export_sources(s, camera, stream, at..at + vms_core::time::Duration90k(1))?;
+    let sources = export_sources(
+        s,
+        camera,
+        stream,
+        at..at + vms_core::time::Duration90k(1),
+        open,
+    )?;
     let src = sources
         .into_iter()
         .find(|src| src.row.start <= at && at < src.row.end())
@@ -848,7 +879,8 @@ async fn snapshot(
         Some(t) => {
             let at = Time90k::parse_rfc3339(t).map_err(|e| e.context("time"))?;
             let (s2, stream) = (s.clone(), q.stream.clone());
-            tokio::task::spawn_blocking(move || archived_frames(&s2, camera, &stream, at))
+            let open = s.open_view(camera, &q.stream).await;
+            tokio::task::spawn_blocking(move || archived_frames(&s2, camera, &stream, at, &open))
                 .await
                 .map_err(|e| err!(Internal, "snapshot task: {e}"))??
         }
@@ -927,9 +959,10 @@ async fn evidence(
         .camera(camera)
         .await
         .ok_or_else(|| err!(NotFound, "no camera {camera}"))?;
+    let open = s.open_view(camera, &req.stream).await;
     let (s2, stream, r) = (s.clone(), req.stream.clone(), range.clone());
     let (exports, quality) = tokio::task::spawn_blocking(move || {
-        let sources = export_sources(&s2, camera, &stream, r.clone())?;
+        let sources = export_sources(&s2, camera, &stream, r.clone(), &open)?;
         let first = build(&sources, &r, 0)?;
         let mut exports = vec![first];
         for part in 1..exports[0].parts {
@@ -1058,9 +1091,11 @@ async fn transcoded(
         .await
         .map_or_else(|| camera.to_string(), |(c, _)| c.spec.name);
     let (s2, stream, r) = (s.clone(), q.stream.clone(), range.clone());
-    let sources = tokio::task::spawn_blocking(move || export_sources(&s2, camera, &stream, r))
-        .await
-        .map_err(|e| err!(Internal, "transcode task: {e}"))??;
+    let open = s.open_view(camera, &q.stream).await;
+    let sources =
+        tokio::task::spawn_blocking(move || export_sources(&s2, camera, &stream, r, &open))
+            .await
+            .map_err(|e| err!(Internal, "transcode task: {e}"))??;
     if sources.is_empty() {
         return Err(err!(NotFound, "no footage in that range").into());
     }

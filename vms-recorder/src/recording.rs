@@ -12,7 +12,7 @@ use vms_core::time::{Duration90k, TIME_UNITS_PER_SEC, Time90k};
 use vms_core::{Error, err};
 
 use crate::archive::fs::ArchiveFs;
-use crate::archive::index::Index;
+use crate::archive::index::{Index, SegmentRow};
 use crate::archive::layout;
 use crate::archive::mp4::{self, Sample, TrackRun, TrackSpec};
 use crate::archive::segment::{SEGMENT_FORMAT_VERSION, SegmentHeader, SegmentWriter};
@@ -68,6 +68,9 @@ pub struct Progress {
     /// Seconds between a fragment's last frame arriving and its fdatasync completing.
     pub last_write_lag_secs: f64,
     pub camera_offset_ms: Option<i64>,
+    /// The durable part of the open segment as a row and its frame table, so that readers can
+    /// serve it before it is closed and indexed.
+    pub open_view: Option<Arc<(SegmentRow, Vec<u8>)>>,
     /// The latest keyframe with its parameters, for live snapshots: one frame per stream.
     pub last_keyframe: Option<(Arc<Vec<u8>>, Arc<VideoParams>)>,
 }
@@ -404,7 +407,10 @@ impl Recording {
                 .map(|f| f.data.as_slice())
                 .chain(audio.iter().map(|a| a.data.as_slice()))
                 .collect();
-            let r = open.writer.write_fragment(wall.to_ntp(), &runs, &data);
+            let r = open
+                .writer
+                .write_fragment(wall.to_ntp(), &runs, &data)
+                .map(|()| open.writer.provisional());
             (open, r)
         })
         .await
@@ -414,8 +420,10 @@ impl Recording {
         if r.is_err() {
             self.target.retention.notify_one();
         }
-        r?;
+        let view = r?;
+        let row = SegmentRow::from_summary(self.target.root, &view);
         let mut p = lock(&self.progress);
+        p.open_view = Some(Arc::new((row, view.frame_table)));
         p.frames_total += frame_count;
         if let Some((_, _, frames)) = &mut p.open_segment {
             *frames += frame_count;
@@ -467,6 +475,7 @@ impl Recording {
         p.durable_until = None;
         p.open_segment = None;
         p.open_bytes = 0;
+        p.open_view = None;
         if closed.is_err() || (reason != EndReason::Rotated && reason != EndReason::CodecChange) {
             p.gap_since = Some((
                 self.last_end,
@@ -635,6 +644,4 @@ pub(crate) mod tests {
             }
         }
     }
-
-    use crate::archive::index::SegmentRow;
 }

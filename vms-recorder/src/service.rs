@@ -448,6 +448,17 @@ impl Service {
         Ok(())
     }
 
+    /// The durable part of a stream's open segment, if it is recording.
+    pub async fn open_view(
+        &self,
+        camera: CameraId,
+        stream: &str,
+    ) -> Option<Arc<(crate::archive::index::SegmentRow, Vec<u8>)>> {
+        let map = self.cameras.lock().await;
+        let task = map.get(&camera)?.tasks.iter().find(|t| t.name == stream)?;
+        lock(&task.progress).open_view.clone()
+    }
+
     /// Bytes free on a root's file system.
     pub fn free_bytes(&self, root: &Root) -> Option<u64> {
         self.fs.free_bytes(&root.path)

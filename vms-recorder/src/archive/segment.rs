@@ -82,6 +82,7 @@ impl Summary {
 }
 
 /// Builds a [`Summary`] fragment by fragment; the writer and the scanner both use it.
+#[derive(Clone)]
 struct SummaryBuilder {
     header: SegmentHeader,
     hasher: Sha256,
@@ -149,7 +150,7 @@ impl SummaryBuilder {
 /// a fragment then has a varint of its data's byte offset minus the end of the previous
 /// fragment's video data (from 0), and a varint of the length of the fragment's boxes before
 /// that data (`prft`, `moof`, `mdat` header); last, a varint `zigzag(size − previous size)`.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct FrameTable {
     bytes: Vec<u8>,
     prev_duration: i64,
@@ -298,6 +299,12 @@ impl SegmentWriter {
     }
 
     /// Bytes durable so far (header and whole fragments).
+    /// The summary of what is durable so far, as if the segment ended here: what readers
+    /// may serve of a segment still being written.
+    pub fn provisional(&self) -> Summary {
+        self.summary.clone().finish(EndReason::Rotated, None)
+    }
+
     pub fn durable_len(&self) -> u64 {
         self.summary.content_len
     }
