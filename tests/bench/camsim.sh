@@ -13,7 +13,7 @@ seconds=${2:-60}
 bash deploy/setup.sh
 cargo build --locked --release -q -p vms-tests --bins
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 . tests/bench/lib.sh
 
 start_camsim "$cameras" "$work"

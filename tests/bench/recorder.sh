@@ -16,7 +16,7 @@ counts=("${@:-50 100 200}"); counts=(${counts[*]})
 bash deploy/setup.sh
 cargo build --locked --release -q --bins
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; pkill -f "ffmpeg -nostdin -rtsp_transport tcp -i rtsp://127.0.0.1" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; pkill -f "ffmpeg -nostdin -rtsp_transport tcp -i rtsp://127.0.0.1" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 hz=$(getconf CLK_TCK)
 
 . tests/bench/lib.sh
