@@ -170,6 +170,16 @@ impl Recording {
         let now_wall = self.clocks.realtime();
         lock(&self.progress).last_frame = Some(now_mono);
         if let Some(run) = &self.run {
+            // A timestamp a little behind the last one is a B-frame sent in decode order: its
+            // composition offset cannot be known from RTP, so such streams are refused
+            // clearly rather than broken into a run per frame.
+            if ts < run.last_ts && run.last_ts - ts < MAX_AHEAD_90K {
+                return Err(err!(
+                    InvalidArgument,
+                    "the stream has B-frames (timestamps out of order), which recording does \
+                     not support: configure the camera without them"
+                ));
+            }
             let media = ts - run.media0;
             let mono = Duration90k::from_std(now_mono - run.mono0).0;
             let wall = (now_wall - run.wall_at_mono0).0;
@@ -592,6 +602,26 @@ pub(crate) mod tests {
             .unwrap();
             clocks.advance(Duration::from_nanos(66_666_667));
         }
+    }
+
+    #[tokio::test]
+    async fn b_frames_are_refused_with_a_clear_error() {
+        let fs = SimFs::new(6);
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path()).unwrap();
+        let clocks = FakeClocks::new(Time90k::parse_rfc3339("2026-11-26T10:00:00Z").unwrap());
+        let progress = Arc::new(Mutex::new(Progress::default()));
+        let mut r = Recording::new(target(&fs, index), clocks.clone(), progress, Time90k::MIN);
+        // I P B in decode order: presentation times 0, 12000, 6000.
+        r.video(0, true, vec![1; 10], Some(params(640)))
+            .await
+            .unwrap();
+        clocks.advance(Duration::from_millis(66));
+        r.video(12_000, false, vec![2; 10], None).await.unwrap();
+        clocks.advance(Duration::from_millis(66));
+        let e = r.video(6000, false, vec![3; 10], None).await.unwrap_err();
+        assert_eq!(e.kind(), vms_core::ErrorKind::InvalidArgument);
+        assert!(e.to_string().contains("B-frames"), "{e}");
     }
 
     #[tokio::test]

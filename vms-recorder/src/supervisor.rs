@@ -150,8 +150,14 @@ async fn run_once(
                 last_video = tokio::time::Instant::now();
                 lock(conn).count(Instant::now(), data.len());
                 if let Err(e) = rec.video(timestamp, keyframe, data, params).await {
-                    tracing::error!(err = %e, "writing failed");
-                    return (EndReason::DiskError, e.to_string());
+                    // What the camera sent can be unusable; anything else is the disk's.
+                    let reason = if e.kind() == vms_core::ErrorKind::InvalidArgument {
+                        EndReason::CameraError
+                    } else {
+                        EndReason::DiskError
+                    };
+                    tracing::error!(err = %e, %reason, "recording failed");
+                    return (reason, e.to_string());
                 }
             }
             Event::Audio {
