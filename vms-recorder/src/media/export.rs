@@ -666,6 +666,7 @@ mod tests {
     use vms_core::id::RunId;
 
     use super::*;
+    use crate::archive::mp4::{Sample, TrackRun};
     use crate::media::hls::tests::row;
 
     /// A segment of `n` frames at 15 fps starting at `start` seconds, a keyframe every 15
@@ -742,6 +743,84 @@ mod tests {
             mdat as u64 - 4 + mdat_size,
             total,
             "the mdat runs to the end"
+        );
+    }
+
+    /// Gives a source one audio run per fragment: 48 kHz, 1024-sample frames, in step with
+    /// the video (a fragment of `f` seconds of run time has audio from `f` seconds).
+    fn with_audio(mut src: Source, first_fragment_secs: u64) -> Source {
+        let mut fragments = BTreeMap::new();
+        let starts: Vec<u64> = src.frames.iter().filter_map(|f| f.fragment_start).collect();
+        for (k, start) in starts.into_iter().enumerate() {
+            let run = TrackRun {
+                track_id: mp4::AUDIO_TRACK_ID,
+                base_decode_time: (first_fragment_secs + k as u64) * 48_000,
+                samples: vec![
+                    Sample {
+                        duration: 1024,
+                        size: 300,
+                        sync: true,
+                    };
+                    47
+                ],
+            };
+            fragments.insert(start, (run, 1_000_000 + start));
+        }
+        src.audio = Some(AudioSource {
+            entry: b"mp4a".to_vec(),
+            timescale: 48_000,
+            fragments,
+        });
+        src
+    }
+
+    /// The audio track's edit list: `(duration, media time)` entries.
+    fn audio_edits(head: &[u8]) -> Vec<(u64, i64)> {
+        let elst = head
+            .windows(4)
+            .enumerate()
+            .filter(|(_, w)| *w == b"elst")
+            .map(|(i, _)| i)
+            .nth(2)
+            .expect("video, text and audio edit lists");
+        let n = u32::from_be_bytes(head[elst + 8..elst + 12].try_into().unwrap()) as usize;
+        (0..n)
+            .map(|i| {
+                let e = elst + 12 + i * 20;
+                (
+                    u64::from_be_bytes(head[e..e + 8].try_into().unwrap()),
+                    i64::from_be_bytes(head[e + 8..e + 16].try_into().unwrap()),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn audio_follows_the_video_across_a_gap() {
+        // 0–10 s, then after a disconnect a new run at 30–40 s.
+        let sources = [
+            with_audio(source(0, 150, b"A", EndReason::Disconnect), 0),
+            with_audio(source(30, 150, b"A", EndReason::RecorderStopped), 0),
+        ];
+        let range = secs(2.5)..secs(35.5);
+        let e = build(&sources, &range, 0).unwrap();
+        let Piece::Mem(head) = &e.pieces[0] else {
+            panic!("the header comes first")
+        };
+        let edits = audio_edits(head);
+        // Each stretch starts its audio at the run time its video shows: 2.5 s into the first
+        // run (2 s of its fragments skipped: 0.5 s in), 0 s into the second.
+        assert_eq!(edits.len(), 2, "{edits:?}");
+        // 7.5 s of the first run, starting 0.5 s into its audio (24000 samples).
+        assert_eq!(edits[0], (675_000, 24_000));
+        // Then 5.5 s of the second run, from its first audio sample, which follows the first
+        // stretch's 8 fragments of audio in the track.
+        assert_eq!(edits[1], (495_000, 8 * 47 * 1024));
+        let presented: u64 = edits.iter().map(|(d, _)| d).sum();
+        assert_eq!(
+            presented,
+            13 * 90_000,
+            "the range less the 20 s gap, like the video"
         );
     }
 
