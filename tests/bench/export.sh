@@ -30,10 +30,9 @@ end_s=$((start_s + 3600))
 target/release/vms-archive-fill --config "$REC_CONFIG" --camera "$CAMERA" \
   --start "$(rfc3339 $start_s)" --secs 3600 >"$work/fill.json"
 echo "fill: $(cat "$work/fill.json")"
-VMS_LOG=warn target/release/vms-recorder reindex --config "$REC_CONFIG" --verify 2>&1 \
-  | sed 's/\x1b\[[0-9;]*m//g' | grep -q "index matches the files" \
-  || { echo "bench: reindex --verify failed on the filled archive" >&2; exit 1; }
-echo "reindex --verify: index matches the files"
+verdict=$(VMS_LOG=info target/release/vms-recorder reindex --config "$REC_CONFIG" --verify 2>&1 | sed 's/\x1b\[[0-9;]*m//g') \
+  || { echo "bench: reindex --verify failed on the filled archive: $verdict" >&2; exit 1; }
+echo "reindex --verify: $(grep -o 'index matches the files.*' <<<"$verdict")"
 
 # The hour's segment files, oldest first (their names are their starts in 90 kHz units).
 storage=$work/rec/storage
