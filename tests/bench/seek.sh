@@ -20,7 +20,7 @@ days=${3:-30}
 bash deploy/setup.sh
 cargo build --locked --release -q -p vms-recorder -p vms-tests --bins
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 . tests/bench/lib.sh
 
 # --- the archive ------------------------------------------------------------------------
