@@ -37,9 +37,10 @@ pub struct Config {
     /// Default 10.
     #[serde(default = "default_stall_secs")]
     pub stall_timeout_secs: u32,
-    /// Milliseconds an idle worker thread waits before it sleeps on I/O, 0..=50: the
-    /// packets of many cameras are then handled in one wake-up, which cuts CPU per stream
-    /// several times over, for at most this much added latency. 0 turns it off. Default 20.
+    /// Milliseconds an idle recording worker thread waits before it sleeps on I/O, 0..=50:
+    /// the packets of many cameras are then handled in one wake-up, which cuts CPU per stream
+    /// several times over, for at most this much added ingest latency (the API has threads of
+    /// its own and is not delayed). 0 turns it off. Default 20.
     #[serde(default = "default_io_coalesce_ms")]
     pub io_coalesce_ms: u32,
     /// Storage roots, at least one. Default: none (an error).

@@ -86,16 +86,24 @@ fn main() -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Run { config } => {
             let config = Config::load(&config)?;
-            let mut runtime = tokio::runtime::Builder::new_multi_thread();
-            runtime.enable_all();
-            // Wake-up coalescing: a worker with nothing to do waits this long before it
+            // Recording (ingest, writing, retention) runs on a runtime of its own with
+            // wake-up coalescing: a worker with nothing to do waits this long before it
             // parks, so the packets of many cameras are read in one wake-up instead of one
-            // wake-up each. Ingest, API and timers gain at most this much latency.
+            // wake-up each. Ingest and its timers gain at most this much latency.
+            let mut recording = tokio::runtime::Builder::new_multi_thread();
+            recording.enable_all().thread_name("vms-recording");
             let coalesce = std::time::Duration::from_millis(u64::from(config.io_coalesce_ms));
             if !coalesce.is_zero() {
-                runtime.on_thread_park(move || std::thread::sleep(coalesce));
+                recording.on_thread_park(move || std::thread::sleep(coalesce));
             }
-            runtime.build()?.block_on(run(config))?;
+            let recording = recording.build()?;
+            // The API runs on its own runtime, without coalescing: a request, or each step
+            // of a download, would otherwise wait out a worker's nap.
+            let api = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("vms-api")
+                .build()?;
+            api.block_on(run(config, recording.handle().clone()))?;
         }
         Command::Reindex { config, verify } => {
             let config = Config::load(&config)?;
@@ -184,11 +192,14 @@ fn verify_package(package: &Path, trusted_key: Option<&Path>) -> Result<String, 
     Ok(verified.to_string())
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
+/// Serves the API on the current runtime; the service and its streams run on `recording`.
+async fn run(config: Config, recording: tokio::runtime::Handle) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listen: cannot bind {}", config.listen))?;
-    let service = Service::start(&config).await?;
+    let service = recording
+        .spawn(async move { Service::start(&config).await })
+        .await??;
     let ready =
         serde_json::json!({"api": listener.local_addr()?, "recorder": service.id.to_string()});
     {

@@ -85,6 +85,9 @@ pub struct Service {
     segment_duration: Duration90k,
     stall_timeout: Duration,
     cameras: tokio::sync::Mutex<BTreeMap<CameraId, CameraEntry>>,
+    /// The runtime the service started on: stream tasks and retention run there, also when
+    /// the API (which may run elsewhere) adds or changes a camera.
+    runtime: tokio::runtime::Handle,
 }
 
 fn recorder_id(data_dir: &Path, configured: Option<RecorderId>) -> Result<RecorderId, Error> {
@@ -297,6 +300,7 @@ impl Service {
             segment_duration: Duration90k::from_secs(i64::from(config.segment_secs)),
             stall_timeout: Duration::from_secs(u64::from(config.stall_timeout_secs)),
             cameras: tokio::sync::Mutex::new(BTreeMap::new()),
+            runtime: tokio::runtime::Handle::current(),
         });
         {
             let mut map = service.cameras.lock().await;
@@ -314,7 +318,7 @@ impl Service {
         let weak = Arc::downgrade(self);
         let kick = self.retention.clone();
         let mut stop = self.stopping.subscribe();
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             loop {
                 tokio::select! {
                     () = kick.notified() => {}
@@ -526,8 +530,15 @@ impl Service {
             };
             let (stop, stop_rx) = watch::channel(false);
             let span = tracing::info_span!("stream", camera = %camera.id, stream = %s.name, url = %crate::ingest::redacted(&url));
-            let handle =
-                supervisor::spawn(rec, source, self.stall_timeout, conn.clone(), stop_rx, span);
+            let handle = supervisor::spawn(
+                &self.runtime,
+                rec,
+                source,
+                self.stall_timeout,
+                conn.clone(),
+                stop_rx,
+                span,
+            );
             tasks.push(StreamTask {
                 name: s.name.clone(),
                 root,

@@ -170,8 +170,9 @@ async fn run_once(
     }
 }
 
-/// Spawns the supervised task of one stream inside a span that names it.
+/// Spawns the supervised task of one stream on `runtime`, inside a span that names it.
 pub fn spawn(
+    runtime: &tokio::runtime::Handle,
     rec: Recording,
     source: Source,
     stall_timeout: Duration,
@@ -179,5 +180,5 @@ pub fn spawn(
     stop: watch::Receiver<bool>,
     span: tracing::Span,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(run(rec, source, stall_timeout, conn, stop).instrument(span))
+    runtime.spawn(run(rec, source, stall_timeout, conn, stop).instrument(span))
 }
