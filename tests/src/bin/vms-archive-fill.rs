@@ -136,8 +136,8 @@ fn recorded_frames(
             .context("no first fragment")?;
         let entry = mp4::sample_entries(&data[..init_len as usize])?
             .into_iter()
-            .find(|(id, _)| *id == mp4::VIDEO_TRACK_ID)
-            .map(|(_, e)| e)
+            .find(|t| t.track_id == mp4::VIDEO_TRACK_ID)
+            .map(|t| t.sample_entry)
             .context("no video track")?;
         match &params {
             Some(p) if p.sample_entry != entry => break,
