@@ -1837,6 +1837,10 @@ async fn a_running_recorder_serves_and_answers_as_the_openapi_document_says() {
             .await;
     }
     c.expect(req(Method::GET, HOLDS), 200).await;
+    c.expect(req(Method::GET, "/api/v1/evidence/key"), 200)
+        .await;
+    c.expect(req(Method::GET, "/api/v1/evidence/key"), 200)
+        .await;
     c.expect(req(Method::GET, HOLDS).query(&format!("camera={a}")), 200)
         .await;
     for id in &hold_ids {

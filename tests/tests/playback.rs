@@ -417,6 +417,22 @@ async fn hls_playback_over_segments_and_a_reconnect_plays_in_ffmpeg() {
         verify.status.success() && verdict.starts_with("VERIFIED"),
         "{verdict}"
     );
+    // And with the recorder's own key as the trusted one, which its API gives.
+    let key: wire::EvidenceKey = rec.get("/api/v1/evidence/key").await.unwrap();
+    let key_file = dir.path().join("recorder-key.pem");
+    std::fs::write(&key_file, &key.public_key_pem).unwrap();
+    let trusted = Command::new(workspace_binary("vms-recorder"))
+        .arg("verify")
+        .arg(&tar)
+        .arg("--trusted-key")
+        .arg(&key_file)
+        .output()
+        .expect("verify runs");
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stdout)
+    );
     assert!(
         package
             .windows(export.len().min(4096))

@@ -163,6 +163,18 @@ pub struct Holds {
     pub holds: Vec<Hold>,
 }
 
+/// `GET /api/v1/evidence/key`: the key that signs this recorder's evidence packages, for
+/// `verify --trusted-key`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EvidenceKey {
+    /// SPKI PEM.
+    pub public_key_pem: String,
+    /// Hex SHA-256 of the SPKI DER, as in manifests.
+    pub fingerprint: String,
+    /// The certificate vouching for the key, once central has issued one.
+    pub certificate_pem: Option<String>,
+}
+
 /// `GET /api/v1/alerts`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Alerts {

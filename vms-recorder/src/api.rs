@@ -137,6 +137,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/cameras/{id}/snapshot.jpg", get(snapshot))
         .route("/api/v1/cameras/{id}/evidence", post(evidence))
         .route("/api/v1/holds", get(list_holds))
+        .route("/api/v1/evidence/key", get(evidence_key))
         .route("/api/v1/holds/{id}", delete(release_hold))
         .route("/api/v1/alerts", get(alerts))
         .route("/metrics", get(metrics))
@@ -875,34 +876,28 @@ async fn snapshot(
         json!({"stream": q.stream, "time": q.time, "width": q.width}),
     )
     .await?;
-    let (entry, frames) = match &q.time {
-        Some(t) => {
-            let at = Time90k::parse_rfc3339(t).map_err(|e| e.context("time"))?;
-            let (s2, stream) = (s.clone(), q.stream.clone());
-            let open = s.open_view(camera, &q.stream).await;
-            tokio::task::spawn_blocking(move || archived_frames(&s2, camera, &stream, at, &open))
-                .await
-                .map_err(|e| err!(Internal, "snapshot task: {e}"))??
-        }
+    // Without a time: the latest durable frame, of the segment being written (at most a
+    // fragment, 1 s, old) or, while the stream is down, of the last one recorded.
+    let open = s.open_view(camera, &q.stream).await;
+    let at = match &q.time {
+        Some(t) => Time90k::parse_rfc3339(t).map_err(|e| e.context("time"))?,
         None => {
-            let (_, streams) = s
-                .camera(camera)
-                .await
-                .ok_or_else(|| err!(NotFound, "no camera {camera}"))?;
-            let (data, params) = streams
-                .iter()
-                .find(|(n, _, _)| *n == q.stream)
-                .and_then(|(_, p, _)| p.last_keyframe.clone())
-                .ok_or_else(|| {
-                    err!(
-                        NotFound,
-                        "no live picture of camera {camera} / {}",
-                        q.stream
-                    )
-                })?;
-            (params.sample_entry.clone(), vec![data.to_vec()])
+            let newest = match open.as_deref() {
+                Some((row, _)) => row.end(),
+                None => s
+                    .index
+                    .last(camera, &q.stream)?
+                    .ok_or_else(|| err!(NotFound, "no footage of camera {camera} / {}", q.stream))?
+                    .end(),
+            };
+            newest - vms_core::time::Duration90k(1)
         }
     };
+    let (s2, stream) = (s.clone(), q.stream.clone());
+    let (entry, frames) =
+        tokio::task::spawn_blocking(move || archived_frames(&s2, camera, &stream, at, &open))
+            .await
+            .map_err(|e| err!(Internal, "snapshot task: {e}"))??;
     let width = q.width;
     let jpeg = tokio::task::spawn_blocking(move || {
         use crate::media::decode::{StoredFrame, decode_frame, jpeg};
@@ -921,8 +916,12 @@ async fn snapshot(
     .map_err(|e| err!(Internal, "snapshot task: {e}"))??;
     Ok((
         [
-            (header::CONTENT_TYPE, "image/jpeg"),
-            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_TYPE, "image/jpeg".to_owned()),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+            (
+                header::HeaderName::from_static("x-frame-time"),
+                at.to_rfc3339(),
+            ),
         ],
         jpeg,
     )
@@ -1115,6 +1114,17 @@ async fn transcoded(
         }
     });
     Ok(([(header::CONTENT_TYPE, "video/mp4")], body).into_response())
+}
+
+/// `GET /api/v1/evidence/key`: the public half of the key that signs this recorder's
+/// evidence packages.
+async fn evidence_key(State(s): State<Arc<Service>>) -> Json<wire::EvidenceKey> {
+    let key = &s.evidence_key;
+    Json(wire::EvidenceKey {
+        public_key_pem: key.public_key().pem().to_owned(),
+        fingerprint: key.public_key().fingerprint().to_owned(),
+        certificate_pem: key.certificate().map(str::to_owned),
+    })
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -71,8 +71,6 @@ pub struct Progress {
     /// The durable part of the open segment as a row and its frame table, so that readers can
     /// serve it before it is closed and indexed.
     pub open_view: Option<Arc<(SegmentRow, Vec<u8>)>>,
-    /// The latest keyframe with its parameters, for live snapshots: one frame per stream.
-    pub last_keyframe: Option<(Arc<Vec<u8>>, Arc<VideoParams>)>,
 }
 
 struct Run {
@@ -236,7 +234,7 @@ impl Recording {
                 lock(&self.progress).frames_skipped += 1;
                 return Ok(());
             }
-            self.open_segment(ts, params.clone()).await?;
+            self.open_segment(ts, params).await?;
         }
         if let Some(first) = self.pending.first()
             && (keyframe || ts - first.ts >= MAX_FRAGMENT_90K)
@@ -245,9 +243,6 @@ impl Recording {
         }
         if let Some(run) = &mut self.run {
             run.last_ts = ts;
-        }
-        if keyframe {
-            lock(&self.progress).last_keyframe = Some((Arc::new(data.clone()), params));
         }
         self.pending.push(Frame { ts, keyframe, data });
         Ok(())

@@ -342,6 +342,21 @@ impl Index {
             .map(|kv| kv.map_err(db_err).and_then(|(k, v)| Self::decode(&k, &v)))
     }
 
+    /// A stream's newest row.
+    pub fn last(&self, camera: CameraId, stream: &str) -> Result<Option<SegmentRow>, Error> {
+        match self
+            .segments
+            .scan_prefix(stream_prefix(camera, stream))
+            .next_back()
+        {
+            Some(kv) => {
+                let (k, v) = kv.map_err(db_err)?;
+                Ok(Some(Self::decode(&k, &v)?))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// Every stream with at least one row: one seek per stream, not a scan of the rows.
     pub fn streams(&self) -> Result<Vec<(CameraId, String)>, Error> {
         let mut out = Vec::new();
@@ -508,6 +523,8 @@ mod tests {
             .map(|r| r.unwrap().start.0)
             .collect();
         assert_eq!(rows, [-5000, 0, 1000, 3000, 4000]);
+        assert_eq!(index.last(cam, "main").unwrap().unwrap().start.0, 4000);
+        assert_eq!(index.last(cam, "nope").unwrap(), None);
         drop(index);
         assert_eq!(
             Index::open(dir.path()).unwrap().used_bytes(root),
