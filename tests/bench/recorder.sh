@@ -55,8 +55,10 @@ for n in "${counts[@]}"; do
   # (frames sent after the stop signal do not count).
   sent=0
   for i in $(seq -f "%04g" 1 "$n"); do
-    sent=$((sent + $(curl -s "http://$SIM_CONTROL/api/v1/cameras/b-$i/streams/main/frames" \
-      | grep -o '"sent_unix_us":[0-9]*' | awk -F: -v t="$stop_us" '$2 < t {c++} END {print c + 0}')))
+    record=$(curl -sf --retry 3 "http://$SIM_CONTROL/api/v1/cameras/b-$i/streams/main/frames") \
+      || { echo "bench: the simulator's frame record of b-$i is unavailable" >&2; exit 1; }
+    sent=$((sent + $(grep -o '"sent_unix_us":[0-9]*' <<<"$record" \
+      | awk -F: -v t="$stop_us" '$2 < t {c++} END {print c + 0}')))
   done
   stored=$(awk '/stream stopped/ {for (i = 1; i <= NF; i++) if ($i ~ /^frames_(total|skipped)=/) {split($i, kv, "="); s += kv[2]}} END {print s + 0}' \
     <(sed 's/\x1b\[[0-9;]*m//g' "$work/rec.log"))

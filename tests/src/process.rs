@@ -45,20 +45,44 @@ pub struct Process {
 }
 
 impl Process {
-    /// Starts `program` and waits up to `timeout` for its ready line.
+    /// Starts `program` and waits up to `timeout` for its ready line. Its log goes to the
+    /// test's standard error, at level `warn` unless `VMS_LOG` asks for more.
     pub fn start<T: DeserializeOwned + Send + 'static>(
         program: &Path,
         args: &[&str],
         timeout: Duration,
     ) -> Result<(Process, T), String> {
-        // Children log warnings and errors only, unless the test run asks for more.
         let log = std::env::var("VMS_LOG").unwrap_or_else(|_| "warn".to_owned());
+        Process::start_logging(program, args, timeout, &log, Stdio::inherit())
+    }
+
+    /// Like [`Process::start`], with the log at `level` written to `log_file`, for tests of
+    /// what a process logs.
+    pub fn start_logged<T: DeserializeOwned + Send + 'static>(
+        program: &Path,
+        args: &[&str],
+        timeout: Duration,
+        level: &str,
+        log_file: &Path,
+    ) -> Result<(Process, T), String> {
+        let file = std::fs::File::create(log_file)
+            .map_err(|e| format!("cannot create {}: {e}", log_file.display()))?;
+        Process::start_logging(program, args, timeout, level, Stdio::from(file))
+    }
+
+    fn start_logging<T: DeserializeOwned + Send + 'static>(
+        program: &Path,
+        args: &[&str],
+        timeout: Duration,
+        level: &str,
+        stderr: Stdio,
+    ) -> Result<(Process, T), String> {
         let mut child = Command::new(program)
             .args(args)
-            .env("VMS_LOG", log)
+            .env("VMS_LOG", level)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
         let stdout = child.stdout.take().expect("piped stdout");

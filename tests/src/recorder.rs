@@ -99,12 +99,32 @@ pub struct RemoteRecorder {
 
 impl RemoteRecorder {
     pub fn start(dirs: &RecorderDirs) -> Result<RemoteRecorder, String> {
+        RemoteRecorder::start_with(dirs, None)
+    }
+
+    /// Starts a recorder whose log, at `level`, goes to `log_file`.
+    pub fn start_logged(
+        dirs: &RecorderDirs,
+        level: &str,
+        log_file: &Path,
+    ) -> Result<RemoteRecorder, String> {
+        RemoteRecorder::start_with(dirs, Some((level, log_file)))
+    }
+
+    fn start_with(
+        dirs: &RecorderDirs,
+        log: Option<(&str, &Path)>,
+    ) -> Result<RemoteRecorder, String> {
         let config = dirs.config.to_str().ok_or("config path is not UTF-8")?;
-        let (process, ready) = Process::start(
-            &workspace_binary("vms-recorder"),
-            &["run", "--config", config],
+        let (binary, args, timeout) = (
+            workspace_binary("vms-recorder"),
+            ["run", "--config", config],
             Duration::from_secs(60),
-        )?;
+        );
+        let (process, ready) = match log {
+            Some((level, file)) => Process::start_logged(&binary, &args, timeout, level, file)?,
+            None => Process::start(&binary, &args, timeout)?,
+        };
         Ok(RemoteRecorder {
             process,
             ready,

@@ -31,7 +31,10 @@ async fn hls_playback_over_segments_and_a_reconnect_plays_in_ffmpeg() {
             ]
         )
     ));
-    let rec = RemoteRecorder::start(&dirs).expect("recorder starts");
+    // The log at its most detailed, to check that the token in URLs never reaches it.
+    let log_dir = tempfile::tempdir().unwrap();
+    let log_file = log_dir.path().join("recorder.log");
+    let rec = RemoteRecorder::start_logged(&dirs, "debug", &log_file).expect("recorder starts");
     let id = rec.cameras().await.unwrap().cameras[0].id.clone();
     let from = now() - Duration90k::from_secs(5);
     let listing = || async {
@@ -549,6 +552,15 @@ async fn hls_playback_over_segments_and_a_reconnect_plays_in_ffmpeg() {
         audit.status.success(),
         "{}",
         String::from_utf8_lossy(&audit.stdout)
+    );
+    let recorder_log = std::fs::read_to_string(&log_file).unwrap();
+    assert!(
+        recorder_log.contains("processing request"),
+        "a debug log of every request"
+    );
+    assert!(
+        !recorder_log.contains(ADMIN_TOKEN),
+        "the token reached the log"
     );
     let log = std::fs::read_to_string(dirs.data.join("audit.log")).unwrap();
     for action in ["playback", "export", "snapshot", "evidence_export"] {
