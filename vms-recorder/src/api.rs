@@ -412,9 +412,11 @@ async fn recordings(
     }
     // The stream's present state: the durable part of the open segment, or the gap it is in.
     if let Some(p) = progress {
+        // A segment being closed is briefly both indexed and still open: count it once.
         if let (Some((ostart, run, frames)), Some(until)) = (p.open_segment, p.durable_until)
             && ostart < end
             && until > start
+            && rows.last().is_none_or(|r| r.start < ostart)
         {
             let run = run.to_string();
             match (prev, ranges.last_mut()) {
