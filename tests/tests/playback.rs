@@ -9,6 +9,7 @@ use rand::Rng;
 use vms_core::time::{Duration90k, Time90k};
 use vms_core::wire;
 use vms_tests::camsim::stream::Fault;
+use vms_tests::ffmpeg::ffprobe;
 use vms_tests::process::workspace_binary;
 use vms_tests::recorder::{
     ADMIN_TOKEN, RecorderDirs, RemoteRecorder, camera_toml, eventually, now, sim, t,
@@ -162,21 +163,16 @@ async fn hls_playback_over_segments_and_a_reconnect_plays_in_ffmpeg() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("export.mp4");
     std::fs::write(&file, &export).unwrap();
-    let probe = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
+    let probe = ffprobe(
+        &file,
+        &[
             "-show_entries",
             "format=duration:stream=codec_type,nb_frames",
             "-of",
             "json",
-        ])
-        .arg(&file)
-        .output()
-        .expect("ffprobe runs");
-    let errors = String::from_utf8_lossy(&probe.stderr);
-    assert!(errors.trim().is_empty(), "{errors}");
-    let info: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+        ],
+    );
+    let info: serde_json::Value = serde_json::from_str(&probe).unwrap();
     let duration: f64 = info["format"]["duration"]
         .as_str()
         .unwrap()
@@ -200,24 +196,19 @@ async fn hls_playback_over_segments_and_a_reconnect_plays_in_ffmpeg() {
         "{kinds:?}"
     );
     // The audio decodes, and lasts as long as the video.
-    let audio = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
+    let audio_secs: f64 = ffprobe(
+        &file,
+        &[
             "-select_streams",
             "a:0",
             "-show_entries",
             "stream=duration",
             "-of",
             "csv=p=0",
-        ])
-        .arg(&file)
-        .output()
-        .expect("ffprobe runs");
-    let audio_secs: f64 = String::from_utf8_lossy(&audio.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0.0);
+        ],
+    )
+    .parse()
+    .unwrap_or(0.0);
     assert!(
         (audio_secs - want).abs() < 0.25,
         "audio {audio_secs} s, video {want} s"
@@ -317,28 +308,16 @@ async fn hls_playback_over_segments_and_a_reconnect_plays_in_ffmpeg() {
         assert_eq!(r.headers()["content-type"], "image/jpeg");
         let jpeg = dir.path().join("snapshot.jpg");
         std::fs::write(&jpeg, r.bytes().await.unwrap()).unwrap();
-        let probe = Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
+        let probe = ffprobe(
+            &jpeg,
+            &[
                 "-show_entries",
                 "stream=codec_name,width,height",
                 "-of",
                 "csv=p=0:s=x",
-            ])
-            .arg(&jpeg)
-            .output()
-            .expect("ffprobe runs");
-        assert!(
-            probe.stderr.is_empty(),
-            "{}",
-            String::from_utf8_lossy(&probe.stderr)
+            ],
         );
-        assert_eq!(
-            String::from_utf8_lossy(&probe.stdout).trim(),
-            format!("mjpegx{size}"),
-            "{query}"
-        );
+        assert_eq!(probe, format!("mjpegx{size}"), "{query}");
     }
 
     // The H.265 sub stream transcoded to H.264 with the clock burned in: ffprobe decodes it.
@@ -358,29 +337,17 @@ async fn hls_playback_over_segments_and_a_reconnect_plays_in_ffmpeg() {
     assert_eq!(r.status(), 200);
     let transcoded = dir.path().join("transcoded.mp4");
     std::fs::write(&transcoded, r.bytes().await.unwrap()).unwrap();
-    let probe = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
+    let probe = ffprobe(
+        &transcoded,
+        &[
             "-count_frames",
             "-show_entries",
             "stream=codec_name,width,height,nb_read_frames",
             "-of",
             "csv=p=0",
-        ])
-        .arg(&transcoded)
-        .output()
-        .expect("ffprobe runs");
-    assert!(
-        probe.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&probe.stderr)
+        ],
     );
-    let fields: Vec<String> = String::from_utf8_lossy(&probe.stdout)
-        .trim()
-        .split(',')
-        .map(str::to_owned)
-        .collect();
+    let fields: Vec<&str> = probe.split(',').collect();
     assert_eq!(fields[..3], ["h264", "320", "180"], "{fields:?}");
     let frames: i64 = fields[3].parse().unwrap();
     // Four seconds, from the keyframe at or before the start (at most a GOP earlier).
@@ -667,26 +634,17 @@ async fn an_export_across_a_resolution_change_comes_in_two_parts() {
         }
         let file = dir.path().join(format!("part{part}.mp4"));
         std::fs::write(&file, r.bytes().await.unwrap()).unwrap();
-        let probe = Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
+        sizes.push(ffprobe(
+            &file,
+            &[
                 "-select_streams",
                 "v:0",
                 "-show_entries",
                 "stream=width,height",
                 "-of",
                 "csv=p=0:s=x",
-            ])
-            .arg(&file)
-            .output()
-            .expect("ffprobe runs");
-        assert!(
-            probe.stderr.is_empty(),
-            "{}",
-            String::from_utf8_lossy(&probe.stderr)
-        );
-        sizes.push(String::from_utf8_lossy(&probe.stdout).trim().to_owned());
+            ],
+        ));
     }
     assert_eq!(sizes, ["640x360", "320x180"]);
 }
