@@ -689,6 +689,20 @@ fn export_sources(
     Ok(out)
 }
 
+/// [`export_sources`] of a stream as it is now, off the async threads.
+async fn load_sources(
+    s: &Arc<Service>,
+    camera: CameraId,
+    stream: &str,
+    range: &std::ops::Range<Time90k>,
+) -> Result<Vec<Source>, Error> {
+    let open = s.open_view(camera, stream).await;
+    let (s, stream, range) = (s.clone(), stream.to_owned(), range.clone());
+    tokio::task::spawn_blocking(move || export_sources(&s, camera, &stream, range, &open))
+        .await
+        .map_err(|e| err!(Internal, "reading the archive: {e}"))?
+}
+
 /// Each fragment's audio run and the offset of its data (after the fragment's video data),
 /// from the fragment's `moof`, whose place the frame table gives.
 fn audio_fragments(
@@ -740,11 +754,9 @@ async fn export_mp4(
     let camera = camera_id(&id)?;
     let Query(q) = q.map_err(bad_query)?;
     let range = q.range(MAX_PLAYLIST_SECS)?;
-    let open = s.open_view(camera, &q.stream).await;
-    let (s2, stream, r) = (s.clone(), q.stream.clone(), range.clone());
-    let part = q.part;
+    let sources = load_sources(&s, camera, &q.stream, &range).await?;
+    let (stream, r, part) = (q.stream.clone(), range.clone(), q.part);
     let (export, sources_hash) = tokio::task::spawn_blocking(move || {
-        let sources = export_sources(&s2, camera, &stream, r.clone(), &open)?;
         let mut h = sha2::Sha256::new();
         h.update(format!(
             "{camera}/{stream}/{}/{}/{part}",
@@ -960,10 +972,9 @@ async fn evidence(
         .camera(camera)
         .await
         .ok_or_else(|| err!(NotFound, "no camera {camera}"))?;
-    let open = s.open_view(camera, &req.stream).await;
-    let (s2, stream, r) = (s.clone(), req.stream.clone(), range.clone());
+    let sources = load_sources(&s, camera, &req.stream, &range).await?;
+    let r = range.clone();
     let (exports, quality) = tokio::task::spawn_blocking(move || {
-        let sources = export_sources(&s2, camera, &stream, r.clone(), &open)?;
         let first = build(&sources, &r, 0)?;
         let mut exports = vec![first];
         for part in 1..exports[0].parts {
@@ -1091,12 +1102,7 @@ async fn transcoded(
         .camera(camera)
         .await
         .map_or_else(|| camera.to_string(), |(c, _)| c.spec.name);
-    let (s2, stream, r) = (s.clone(), q.stream.clone(), range.clone());
-    let open = s.open_view(camera, &q.stream).await;
-    let sources =
-        tokio::task::spawn_blocking(move || export_sources(&s2, camera, &stream, r, &open))
-            .await
-            .map_err(|e| err!(Internal, "transcode task: {e}"))??;
+    let sources = load_sources(&s, camera, &q.stream, &range).await?;
     if sources.is_empty() {
         return Err(err!(NotFound, "no footage in that range").into());
     }
