@@ -82,6 +82,10 @@ ulid_id!(
     HoldId
 );
 ulid_id!(
+    /// A user of the central service.
+    UserId
+);
+ulid_id!(
     /// A recording run: one uninterrupted session of one stream, continuous in media time.
     RunId
 );
