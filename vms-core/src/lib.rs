@@ -4,6 +4,7 @@
 pub mod error;
 pub mod gap;
 pub mod id;
+pub mod keyfile;
 pub mod region;
 pub mod text;
 pub mod time;

@@ -4,10 +4,11 @@
 //! than the machinery of an append log, and a crash leaves either the old or the new list.
 
 use std::marker::PhantomData;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use vms_core::keyfile::write_atomically;
 use vms_core::{Error, IoResultExt, bail, err};
 
 /// A list of `T` kept in one file as `{"format": "<format>", "<key>": [...]}`.
@@ -58,29 +59,6 @@ impl<T: Serialize + DeserializeOwned> Journal<T> {
         let bytes = serde_json::to_vec_pretty(&file).expect("journal serialises");
         write_atomically(&self.path, &bytes)
     }
-}
-
-/// Replaces a small file so that a crash leaves either the old or the new content.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let ctx = || format!("writing {}", path.display());
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .io_context(ctx)?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .io_context(ctx)?;
-    std::fs::rename(&tmp, path).io_context(ctx)?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .io_context(ctx)
 }
 
 #[cfg(test)]

@@ -23,9 +23,10 @@ use crate::config::Config;
 use crate::evidence::SigningKey;
 use crate::holds::{Hold, Holds};
 use crate::ingest::Source;
-use crate::journal::{Journal, write_atomically};
+use crate::journal::Journal;
 use crate::recording::{Progress, Recording, Target};
 use crate::supervisor::{self, Connection, lock};
+use vms_core::keyfile::write_atomically;
 
 /// The audit actor of requests made with the local administrator token.
 pub const LOCAL_ADMIN: &str = "local-admin";

@@ -6,12 +6,12 @@ use std::path::Path;
 
 use ed25519_dalek::pkcs8::spki::der::pem;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::pkcs8::{DecodePublicKey, EncodePublicKey};
 use ed25519_dalek::{Signature, Signer, VerifyingKey};
 use sha2::{Digest, Sha256};
 use vms_core::{Error, IoResultExt, bail, err};
 
-use crate::journal::write_atomically;
+use vms_core::keyfile::load_or_create_ed25519;
 
 /// The private key's file in the data directory.
 pub const KEY_FILE: &str = "evidence-key.pem";
@@ -99,20 +99,10 @@ impl SigningKey {
     /// owner may read. Loads the certificate beside it, if there is one.
     pub fn load_or_create(data_dir: &Path) -> Result<SigningKey, Error> {
         let path = data_dir.join(KEY_FILE);
-        let key = match std::fs::read_to_string(&path) {
-            Ok(pem) => {
-                check_private(&path)?;
-                ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).map_err(|e| {
-                    err!(
-                        DataLoss,
-                        "{}: not an Ed25519 private key in PKCS#8 PEM form: {e}",
-                        path.display()
-                    )
-                })?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(&path)?,
-            Err(e) => return Err(e).io_context(|| format!("reading {}", path.display())),
-        };
+        let (key, created) = load_or_create_ed25519(&path)?;
+        if created {
+            tracing::info!(path = %path.display(), "made a new evidence-signing key");
+        }
         let public = PublicKey::new(key.verifying_key())?;
         let certificate = load_certificate(&data_dir.join(CERTIFICATE_FILE))?;
         Ok(SigningKey {
@@ -135,42 +125,6 @@ impl SigningKey {
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
         self.key.sign(message).to_bytes()
     }
-}
-
-/// Makes a key from the operating system's random source and stores it atomically, readable
-/// by the owner only.
-fn create(path: &Path) -> Result<ed25519_dalek::SigningKey, Error> {
-    use rand::TryRngCore;
-    let mut seed = [0u8; 32];
-    rand::rngs::OsRng
-        .try_fill_bytes(&mut seed)
-        .map_err(|e| err!(Unavailable, "the OS random source failed: {e}"))?;
-    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
-    seed.fill(0);
-    let pem = key
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|e| err!(Internal, "encoding the private key: {e}"))?;
-    write_atomically(path, pem.as_bytes())?;
-    tracing::info!(path = %path.display(), "made a new evidence-signing key");
-    Ok(key)
-}
-
-/// Refuses a private key file that group or others may access.
-fn check_private(path: &Path) -> Result<(), Error> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .io_context(|| format!("reading {}", path.display()))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        bail!(
-            FailedPrecondition,
-            "{}: mode {:04o} lets others read the private key; it must be 0600 (chmod 600)",
-            path.display(),
-            mode & 0o7777
-        );
-    }
-    Ok(())
 }
 
 /// The certificate file, if present: one PEM `CERTIFICATE` block.
