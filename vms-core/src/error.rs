@@ -44,6 +44,20 @@ impl ErrorKind {
             ErrorKind::Internal => "internal",
         }
     }
+
+    /// The HTTP status every API of the network answers this kind with.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::InvalidArgument => 400,
+            ErrorKind::NotFound => 404,
+            ErrorKind::AlreadyExists | ErrorKind::FailedPrecondition => 409,
+            ErrorKind::PermissionDenied => 403,
+            ErrorKind::Unauthenticated => 401,
+            ErrorKind::ResourceExhausted => 507,
+            ErrorKind::Unavailable => 503,
+            ErrorKind::DataLoss | ErrorKind::Internal => 500,
+        }
+    }
 }
 
 /// An error with a kind, a message that says where it happened, and an optional cause.

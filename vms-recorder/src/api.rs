@@ -17,7 +17,7 @@ use vms_core::gap::EndReason;
 use vms_core::id::{CameraId, HoldId, StorageRootId};
 use vms_core::time::Time90k;
 use vms_core::wire;
-use vms_core::{Error, ErrorKind, err};
+use vms_core::{Error, err};
 
 use crate::archive::index::SegmentRow;
 use crate::archive::retention::Finding;
@@ -46,16 +46,8 @@ impl From<Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let kind = self.0.kind();
-        let status = self.1.unwrap_or(match kind {
-            ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
-            ErrorKind::NotFound => StatusCode::NOT_FOUND,
-            ErrorKind::AlreadyExists => StatusCode::CONFLICT,
-            ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
-            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ErrorKind::FailedPrecondition => StatusCode::CONFLICT,
-            ErrorKind::ResourceExhausted => StatusCode::INSUFFICIENT_STORAGE,
-            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorKind::DataLoss | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        let status = self.1.unwrap_or_else(|| {
+            StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
         });
         // A 5xx says nothing of its cause to the client; the log has it.
         let message = if status.is_server_error() {
