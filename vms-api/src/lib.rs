@@ -1,1 +1,5 @@
 //! The central control plane: registry, directory, users, tokens, audit.
+
+pub mod config;
+pub mod pki;
+pub mod store;
