@@ -2,4 +2,5 @@
 
 pub mod config;
 pub mod pki;
+pub mod registry;
 pub mod store;

@@ -265,3 +265,149 @@ pub struct EvidenceFile {
     /// Lower-case hex SHA-256 of its bytes.
     pub sha256: String,
 }
+
+// ---- The recorder–central channel (spec/central.md) ----
+
+/// `POST /api/v1/enrol` on central's channel port: a recorder asks to join.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EnrolRequest {
+    /// The one-time enrolment token, as regional IT got it from central.
+    pub token: String,
+    /// Every spec version the recorder speaks, e.g. `["1.0"]`.
+    pub spec_versions: Vec<String>,
+    pub recorder: String,
+    pub name: String,
+    pub region: String,
+    /// The recorder's Ed25519 key (SPKI PEM): its TLS client and evidence-signing key.
+    pub public_key_pem: String,
+    /// Hex Ed25519 signature by that key over [`enrol_proof_bytes`]: proof that the recorder
+    /// holds the key it asks central to certify.
+    pub proof: String,
+    /// Where clients reach the recorder's API directly; absent when they cannot, and central
+    /// then relays their media.
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+/// The bytes an enrolment proof signs.
+pub fn enrol_proof_bytes(token: &str, recorder: &str, public_key_pem: &str) -> Vec<u8> {
+    format!("vms-enrol/1\n{token}\n{recorder}\n{public_key_pem}").into_bytes()
+}
+
+/// Central's answer to an enrolment.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EnrolResponse {
+    /// The spec version the two agreed on.
+    pub spec_version: String,
+    pub recorder: String,
+    /// The recorder's certificate, issued by the national root.
+    pub certificate_pem: String,
+    pub root_certificate_pem: String,
+    /// The keys media tokens are signed with.
+    pub token_keys: Vec<TokenKeyPem>,
+    /// How often the recorder sends a heartbeat on its channel.
+    pub heartbeat_interval_ms: u64,
+}
+
+/// A media-token verification key.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TokenKeyPem {
+    pub kid: String,
+    pub public_key_pem: String,
+}
+
+/// A camera as a recorder's catalog gives it to central: never with credentials or URLs.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CatalogCamera {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    pub class: String,
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub location: Option<Location>,
+    /// `online` (every stream recording), `degraded` (some), `offline` (none).
+    pub status: String,
+    pub streams: Vec<CatalogStream>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CatalogStream {
+    pub name: String,
+    pub connected: bool,
+}
+
+/// WGS 84 degrees.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Location {
+    pub lat_deg: f64,
+    pub lon_deg: f64,
+}
+
+/// A recorder's health, as its heartbeat carries it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct RecorderStatus {
+    pub cameras: u32,
+    pub streams: u32,
+    pub streams_up: u32,
+    pub alerts: u32,
+}
+
+/// One line of `GET /api/v1/channel/events` (NDJSON), which central opens on a recorder
+/// over its channel: what the recorder pushes, in order. Central's query says where to
+/// resume; unknown event types are skipped.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ChannelEvent {
+    Hello {
+        recorder: String,
+        spec_version: String,
+        software_version: String,
+    },
+    /// The whole catalog at version (`epoch`, `seq`): sent when central's version is not
+    /// one the recorder can continue from.
+    CatalogFull {
+        epoch: String,
+        seq: u64,
+        cameras: Vec<CatalogCamera>,
+    },
+    /// The change from `seq - 1` to `seq` within `epoch`.
+    CatalogDelta {
+        epoch: String,
+        seq: u64,
+        upserts: Vec<CatalogCamera>,
+        removed: Vec<String>,
+    },
+    Heartbeat {
+        time: String,
+        status: RecorderStatus,
+    },
+    /// Audit records after central's cursor, as the exact stored lines.
+    Audit { records: Vec<String> },
+    #[serde(other)]
+    Unknown,
+}
+
+/// `POST /api/v1/recordings/query`: recorded ranges of many cameras at once.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RecordingsQuery {
+    pub cameras: Vec<String>,
+    /// Default `main`.
+    #[serde(default)]
+    pub stream: Option<String>,
+    pub start: String,
+    pub end: String,
+    /// Central only: how long to wait for each recorder. Default: central's configured
+    /// deadline.
+    #[serde(default)]
+    pub deadline_ms: Option<u64>,
+}
+
+/// A recorder's answer to [`RecordingsQuery`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RecordingsQueryResult {
+    pub results: Vec<Recordings>,
+    /// Cameras of the query this recorder does not have.
+    pub unknown: Vec<String>,
+}
