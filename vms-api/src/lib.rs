@@ -1,7 +1,11 @@
-//! The central control plane: registry, directory, users, tokens, audit.
+//! The central control plane: registry of recorders, the national camera directory,
+//! federated queries, users and roles, media tokens and audit. It holds no video.
 
+pub mod api;
 pub mod catalog;
+pub mod channel;
 pub mod config;
 pub mod pki;
 pub mod registry;
+pub mod service;
 pub mod store;
