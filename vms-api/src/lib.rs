@@ -5,6 +5,7 @@ pub mod api;
 pub mod catalog;
 pub mod channel;
 pub mod config;
+pub mod federation;
 pub mod pki;
 pub mod registry;
 pub mod service;

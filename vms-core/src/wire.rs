@@ -411,3 +411,31 @@ pub struct RecordingsQueryResult {
     /// Cameras of the query this recorder does not have.
     pub unknown: Vec<String>,
 }
+
+/// Central's answer to a [`RecordingsQuery`] fanned out to recorders.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FederatedRecordings {
+    pub results: Vec<CameraRecordings>,
+    /// Recorders that did not answer in time, and the regions and cameras left out.
+    pub missing: Vec<MissingRecorder>,
+    /// Whether every recorder answered.
+    pub complete: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CameraRecordings {
+    pub camera: String,
+    pub recorder: String,
+    pub region: String,
+    pub recordings: Recordings,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct MissingRecorder {
+    pub recorder: String,
+    pub name: String,
+    pub region: String,
+    pub cameras: Vec<String>,
+    /// `offline` (no channel), `timeout` (no answer within the deadline) or `error`.
+    pub reason: String,
+}

@@ -52,6 +52,29 @@ pub struct Config {
     /// Cameras to have from the start; matched by `name` with the camera journal. Default: none.
     #[serde(default, rename = "camera")]
     pub cameras: Vec<CameraConfig>,
+    /// The central service this recorder joins. Default: none (a stand-alone recorder).
+    #[serde(default)]
+    pub central: Option<CentralConfig>,
+}
+
+/// `[central]`: joining the national network (spec/central.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CentralConfig {
+    /// Central's recorder port, `https://HOST:PORT`. Required.
+    pub url: String,
+    /// The one-time token regional IT got from central; needed until the recorder has
+    /// enrolled, ignored after. Default: none.
+    #[serde(default)]
+    pub enrolment_token: Option<String>,
+    /// The recorder's name in the directory, 1 to 128 characters. Required.
+    pub name: String,
+    /// The recorder's region code (9 digits, KATO); its cameras must lie within it. Required.
+    pub region: RegionCode,
+    /// Where clients reach this recorder's API directly. Default: none, and central then
+    /// relays clients' media requests over the channel.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 /// One storage root.
@@ -213,6 +236,13 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), Error> {
+        if let Some(c) = &self.central {
+            let url = url::Url::parse(&c.url).map_err(|e| err!(InvalidArgument, "central.url: {e}"))?;
+            if url.scheme() != "https" || url.host().is_none() || url.port_or_known_default().is_none() {
+                return Err(err!(InvalidArgument, "central.url: must be https://HOST:PORT"));
+            }
+            vms_core::text::check_text("central.name", &c.name, 128)?;
+        }
         if self.admin_token.chars().count() < 16 {
             return Err(err!(
                 InvalidArgument,

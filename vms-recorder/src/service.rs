@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::evidence::SigningKey;
 use crate::holds::{Hold, Holds};
 use crate::ingest::Source;
+use crate::catalog::CatalogLog;
 use crate::journal::Journal;
 use crate::recording::{Progress, Recording, Target};
 use crate::supervisor::{self, Connection, lock};
@@ -65,6 +66,10 @@ struct CameraEntry {
 /// The recorder's state, shared by the API.
 pub struct Service {
     pub id: RecorderId,
+    /// Where the journals, the keys and central's enrolment live.
+    pub data_dir: PathBuf,
+    /// The catalog as central sees it, versioned.
+    pub catalog: CatalogLog,
     pub admin_token: String,
     pub index: Index,
     pub roots: Vec<Root>,
@@ -284,6 +289,8 @@ impl Service {
         let evidence_key = SigningKey::load_or_create(&config.data_dir)?;
         let service = Arc::new(Service {
             id,
+            data_dir: config.data_dir.clone(),
+            catalog: CatalogLog::default(),
             admin_token: config.admin_token.clone(),
             index,
             roots,
@@ -689,6 +696,37 @@ impl Service {
         id: CameraId,
     ) -> Option<(Camera, Vec<(String, Progress, Connection)>)> {
         self.cameras().await.into_iter().find(|(c, _)| c.id == id)
+    }
+
+    /// The catalog as it is now: every camera with whether each stream is connected.
+    pub async fn catalog_now(&self) -> Vec<vms_core::wire::CatalogCamera> {
+        let map = self.cameras.lock().await;
+        map.values()
+            .map(|e| {
+                let conns: Vec<(String, Connection)> = e
+                    .tasks
+                    .iter()
+                    .map(|t| (t.name.clone(), lock(&t.conn).clone()))
+                    .collect();
+                crate::catalog::entry(&e.camera, &conns)
+            })
+            .collect()
+    }
+
+    /// The health a heartbeat carries.
+    pub async fn status_summary(&self) -> vms_core::wire::RecorderStatus {
+        let map = self.cameras.lock().await;
+        let mut s = vms_core::wire::RecorderStatus {
+            cameras: map.len() as u32,
+            ..Default::default()
+        };
+        for t in map.values().flat_map(|e| &e.tasks) {
+            s.streams += 1;
+            s.streams_up += u32::from(lock(&t.conn).connected);
+        }
+        drop(map);
+        s.alerts = self.retention_findings().len() as u32;
+        s
     }
 }
 

@@ -11,7 +11,8 @@ use ed25519_dalek::{Signature, Signer, VerifyingKey};
 use sha2::{Digest, Sha256};
 use vms_core::{Error, IoResultExt, bail, err};
 
-use vms_core::keyfile::load_or_create_ed25519;
+use rustls::pki_types as rustls_pki_der;
+use vms_core::keyfile::{load_or_create_ed25519, write_atomically};
 
 /// The private key's file in the data directory.
 pub const KEY_FILE: &str = "evidence-key.pem";
@@ -89,7 +90,7 @@ impl PublicKey {
 pub struct SigningKey {
     key: ed25519_dalek::SigningKey,
     public: PublicKey,
-    certificate: Option<String>,
+    certificate: std::sync::RwLock<Option<String>>,
 }
 
 impl SigningKey {
@@ -108,7 +109,7 @@ impl SigningKey {
         Ok(SigningKey {
             key,
             public,
-            certificate,
+            certificate: std::sync::RwLock::new(certificate),
         })
     }
 
@@ -117,8 +118,27 @@ impl SigningKey {
     }
 
     /// The PEM certificate central issued for this key, once it does.
-    pub fn certificate(&self) -> Option<&str> {
-        self.certificate.as_deref()
+    pub fn certificate(&self) -> Option<String> {
+        self.certificate.read().expect("certificate lock").clone()
+    }
+
+    /// Keeps the certificate central issued for this key (in `data_dir`) and uses it from now
+    /// on. Blocking.
+    pub fn set_certificate(&self, data_dir: &Path, pem: &str) -> Result<(), Error> {
+        check_certificate_pem(pem.as_bytes())?;
+        write_atomically(&data_dir.join(CERTIFICATE_FILE), pem.as_bytes())?;
+        *self.certificate.write().expect("certificate lock") = Some(pem.to_owned());
+        Ok(())
+    }
+
+    /// The private key as PKCS#8 DER, for TLS client authentication.
+    pub fn pkcs8_der(&self) -> Result<rustls_pki_der::PrivatePkcs8KeyDer<'static>, Error> {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let der = self
+            .key
+            .to_pkcs8_der()
+            .map_err(|e| err!(Internal, "encoding the key: {e}"))?;
+        Ok(rustls_pki_der::PrivatePkcs8KeyDer::from(der.as_bytes().to_vec()))
     }
 
     /// A raw 64-byte Ed25519 signature over `message`.

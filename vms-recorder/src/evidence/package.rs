@@ -343,7 +343,7 @@ pub fn package_len(
     }
     let (sums, _, manifest) = contents(info, key, &planned)?;
     let mut small = vec![sums.len(), manifest.len(), 64, key.public_key().pem().len()];
-    small.extend(key.certificate().map(str::len));
+    small.extend(key.certificate().map(|c| c.len()));
     let small_len: u64 = small.iter().map(|&n| tar::entry_len(n as u64)).sum();
     Ok(len.saturating_add(small_len).saturating_add(tar::END_LEN))
 }
