@@ -2,6 +2,7 @@
 //! federated queries, users and roles, media tokens and audit. It holds no video.
 
 pub mod api;
+pub mod authz;
 pub mod catalog;
 pub mod channel;
 pub mod config;
@@ -10,3 +11,4 @@ pub mod pki;
 pub mod registry;
 pub mod service;
 pub mod store;
+pub mod users;
