@@ -16,6 +16,9 @@ use vms_core::{Error, err};
 use crate::channel::blocking;
 use crate::service::{Central, heartbeat_interval};
 
+mod client;
+pub use client::router;
+
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -83,11 +86,6 @@ fn traced<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
                 tracing::info_span!("http", method = %req.method(), path)
             }),
         )
-}
-
-/// The client API.
-pub fn router(central: Arc<Central>) -> Router {
-    traced(Router::new().route("/api/v1/health", get(health))).with_state(central)
 }
 
 /// What the recorders' port serves before a recorder has its certificate.

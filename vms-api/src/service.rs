@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::pki::Pki;
 use crate::registry::Registry;
 use crate::store::Store;
+use crate::users::Users;
 
 pub struct Central {
     pub config: Config,
@@ -23,6 +24,7 @@ pub struct Central {
     pub registry: Arc<Registry>,
     pub catalog: Catalog,
     pub channels: Channels,
+    pub users: Users,
 }
 
 /// How often recorders send heartbeats: a third of the time central waits for one.
@@ -44,6 +46,7 @@ impl Central {
             .map(|r| (r.id, r.region))
             .collect();
         let catalog = Catalog::open(&store, &regions)?;
+        let users = Users::open(&store, Duration::from_secs(config.session_ttl_secs))?;
         Ok(Central {
             config,
             store,
@@ -51,6 +54,7 @@ impl Central {
             registry: Arc::new(registry),
             catalog,
             channels: Channels::default(),
+            users,
         })
     }
 }

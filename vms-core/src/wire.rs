@@ -439,3 +439,157 @@ pub struct MissingRecorder {
     /// `offline` (no channel), `timeout` (no answer within the deadline) or `error`.
     pub reason: String,
 }
+
+// ---- Central's client API (spec/openapi/central.yaml) ----
+
+/// `POST /api/v1/auth/login`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LoginRequest {
+    pub username: String,
+    /// Write-only.
+    pub password: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LoginResponse {
+    /// The session's bearer token.
+    pub token: String,
+    pub expires: String,
+    pub user: UserInfo,
+}
+
+/// A user as the API shows it: never with a password or its hash.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct UserInfo {
+    pub id: String,
+    pub username: String,
+    /// `operator`, `investigator`, `regional_admin` or `national_admin`.
+    pub role: String,
+    pub scopes: Vec<String>,
+    pub created: String,
+    pub disabled: bool,
+}
+
+/// `POST /api/v1/users`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct UserRequest {
+    pub username: String,
+    /// Write-only, 12 to 256 characters.
+    pub password: String,
+    pub role: String,
+    pub scopes: Vec<String>,
+}
+
+/// `PATCH /api/v1/users/{id}`: what is left out stays as it is.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct UserUpdateRequest {
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// Write-only.
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub disabled: Option<bool>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct UserList {
+    pub users: Vec<UserInfo>,
+}
+
+/// `POST /api/v1/enrolment-tokens`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EnrolmentTokenRequest {
+    pub region: String,
+    /// 60..=604800. Default 86400.
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EnrolmentTokenResponse {
+    /// Given once; central keeps only its hash.
+    pub token: String,
+    pub region: String,
+    pub expires: String,
+}
+
+/// A recorder as central shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RecorderInfo {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    pub spec_version: String,
+    pub online: bool,
+    /// Milliseconds since its last heartbeat; absent before the first since central started.
+    pub last_heartbeat_age_ms: Option<u64>,
+    pub status: RecorderStatus,
+    pub public_url: Option<String>,
+    pub enrolled: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RecorderList {
+    pub recorders: Vec<RecorderInfo>,
+}
+
+/// A camera of the directory.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DirectoryCamera {
+    #[serde(flatten)]
+    pub camera: CatalogCamera,
+    pub recorder: String,
+    /// False while its recorder is offline: the status is then the last one known.
+    pub recorder_online: bool,
+}
+
+/// `GET /api/v1/cameras`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DirectoryPage {
+    pub cameras: Vec<DirectoryCamera>,
+    /// Matches on every page.
+    pub total: u64,
+    /// Matches per region one level below the searched one.
+    pub counts: Vec<RegionCount>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RegionCount {
+    pub region: String,
+    /// Its name, when the region tree has it.
+    pub name: Option<String>,
+    pub count: u64,
+}
+
+/// `POST /api/v1/media-tokens`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct MediaTokenRequest {
+    pub camera: String,
+    /// A stream name, or `*`. Default `*`.
+    #[serde(default)]
+    pub stream: Option<String>,
+    /// `live`, `playback`, `snapshot`, `export`, `evidence` or `hold`.
+    pub purpose: String,
+    /// The media range allowed, RFC 3339: required for playback, export, evidence and hold,
+    /// refused for live.
+    #[serde(default)]
+    pub start: Option<String>,
+    #[serde(default)]
+    pub end: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct MediaTokenResponse {
+    pub token: String,
+    pub expires: String,
+    pub recorder: String,
+    /// Where to send the media requests: the recorder's own address, or central's relay for
+    /// it. Append the recorder API path (`/api/v1/cameras/…`).
+    pub base_url: String,
+    pub relayed: bool,
+}
