@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use vms_core::id::{CameraId, RecorderId, UserId};
+use vms_core::token::{self, Claims, Purpose, TokenKey};
 use vms_tests::camsim::remote::RemoteSim;
 use vms_tests::camsim::stream::Fault;
 use vms_tests::recorder::{ADMIN_TOKEN, RecorderDirs, RemoteRecorder};
@@ -604,6 +606,20 @@ impl Spec {
     }
 }
 
+/// The media-token purposes that grant an operation (`x-token-purposes`); none for
+/// administration.
+fn token_purposes(op: &Value) -> Result<Vec<Purpose>, String> {
+    let list = op
+        .get("x-token-purposes")
+        .and_then(Value::as_array)
+        .ok_or("no x-token-purposes list")?;
+    list.iter()
+        .map(|p| {
+            serde_json::from_value(p.clone()).map_err(|e| format!("x-token-purposes {p}: {e}"))
+        })
+        .collect()
+}
+
 /// The document on its own: every `$ref` resolves, every operation is complete, every path
 /// parameter is declared, and every example is valid against its schema.
 #[test]
@@ -657,6 +673,16 @@ fn the_openapi_document_is_consistent() {
         }
         if spec.secured(op) && !responses.contains_key("401") {
             problems.push(format!("{name}: needs a token but documents no 401"));
+        }
+        if spec.secured(op) && !responses.contains_key("403") {
+            problems.push(format!("{name}: takes media tokens but documents no 403"));
+        }
+        match token_purposes(op) {
+            Ok(_) if !spec.secured(op) => {
+                problems.push(format!("{name}: needs no token, yet has x-token-purposes"))
+            }
+            Err(e) if spec.secured(op) => problems.push(format!("{name}: {e}")),
+            _ => {}
         }
         // Every `{param}` of the path is declared as a path parameter, and nothing else is.
         let in_path: BTreeSet<String> = path
@@ -896,6 +922,8 @@ enum Auth {
     Token,
     Missing,
     Wrong,
+    /// A media token.
+    Media(String),
 }
 
 enum Body {
@@ -1019,9 +1047,10 @@ impl Checker {
             self.http.clone()
         };
         let mut b = client.request(r.method.clone(), format!("{}{}", self.base, r.target()));
-        b = match r.auth {
+        b = match &r.auth {
             Auth::Token => b.bearer_auth(ADMIN_TOKEN),
             Auth::Wrong => b.bearer_auth("not-the-token-0123456789"),
+            Auth::Media(t) => b.bearer_auth(t),
             Auth::Missing => b,
         };
         if let Some(range) = r.range {
@@ -1226,6 +1255,49 @@ fn parse_sample(line: &str) -> (String, BTreeSet<String>) {
     (name, labels)
 }
 
+/// A media token of central's key for `recorder`, camera `UNKNOWN_ID`, every stream and the
+/// last hour (unless `live`).
+fn media_token(key: &ed25519_dalek::SigningKey, recorder: RecorderId, pur: Purpose) -> String {
+    let now = jiff::Timestamp::now().as_second();
+    let ranged = pur != Purpose::Live;
+    let claims = Claims {
+        ver: 1,
+        iss: "vms-tests".into(),
+        aud: recorder,
+        sub: UserId::generate(),
+        name: "openapi".into(),
+        cam: UNKNOWN_ID.parse::<CameraId>().expect("an id"),
+        stream: token::ANY_STREAM.into(),
+        pur,
+        from: ranged.then_some(now - 3600),
+        to: ranged.then_some(now),
+        iat: now,
+        exp: now + 300,
+        jti: UserId::generate().to_string(),
+    };
+    token::issue(key, &claims).expect("a token")
+}
+
+/// The query or body that an operation needs to get as far as authorisation.
+fn well_formed(r: Req) -> Req {
+    let range = format!(
+        "stream=main&start={}&end={}",
+        rfc3339_from_now(-120),
+        rfc3339_from_now(-60)
+    );
+    let body = json!({"stream": "main", "start": rfc3339_from_now(-120),
+        "end": rfc3339_from_now(-60), "case": "C-1", "reason": "openapi", "operator": "op"});
+    match r.template.as_str() {
+        RECORDINGS | PLAYBACK | EXPORT | TRANSCODED => r.query(&range),
+        SNAPSHOT | SEGMENT => r.query("stream=main"),
+        EVIDENCE | CAMERA_HOLDS => r.json(&body),
+        CAMERAS | CAMERA if r.method != Method::GET && r.method != Method::DELETE => {
+            r.json(&json!({}))
+        }
+        _ => r,
+    }
+}
+
 fn rfc3339_from_now(secs: i64) -> String {
     (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(secs)).to_string()
 }
@@ -1262,6 +1334,10 @@ async fn a_running_recorder_serves_and_answers_as_the_openapi_document_says() {
     )
     .expect("simulator starts");
     let dirs = RecorderDirs::new("stall_timeout_secs = 2\nsegment_secs = 10\n");
+    // Central's token key, where enrolment leaves it.
+    let central_key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+    vms_recorder::auth::store_token_keys(&dirs.data, &[TokenKey::new(central_key.verifying_key())])
+        .expect("token keys");
     // The config ends in the [[storage]] table: a quota gives every storage family a sample.
     let mut config = std::fs::read_to_string(&dirs.config).expect("config");
     config.push_str("quota_bytes = 1000000000000\n");
@@ -1337,6 +1413,46 @@ async fn a_running_recorder_serves_and_answers_as_the_openapi_document_says() {
             {
                 c.problem(format!("{method} {path} needs no token, yet answered 401"));
             }
+        }
+    }
+
+    // Authorisation: a media token that verifies but does not grant the request gets 403, on
+    // an administration route or with a purpose the route does not take. Routes that look up a
+    // resource of their path first (a segment, a hold) answer 404 for an unknown one.
+    let recorder: RecorderId = rec.ready.recorder.parse().expect("the recorder's id");
+    for (method, path) in &operations {
+        let method: Method = method.parse().expect("an HTTP method");
+        let Some(op) = c.spec.operation(&method, path) else {
+            continue;
+        };
+        if !c.spec.secured(op) {
+            continue;
+        }
+        let granted = token_purposes(op).unwrap_or_default();
+        let Some(purpose) = [
+            Purpose::Live,
+            Purpose::Playback,
+            Purpose::Snapshot,
+            Purpose::Export,
+            Purpose::Evidence,
+            Purpose::Hold,
+        ]
+        .into_iter()
+        .find(|p| !granted.contains(p)) else {
+            continue;
+        };
+        let token = media_token(&central_key, recorder, purpose);
+        let r = well_formed(req(method.clone(), path).unknown_ids()).auth(Auth::Media(token));
+        let looks_up_first = matches!(path.as_str(), SEGMENT | HOLD);
+        if let Some(reply) = c.send(&r, false).await
+            && reply.status != 403
+            && !(looks_up_first && reply.status == 404)
+        {
+            c.problem(format!(
+                "{method} {path} with a {purpose} token: {}, not 403: {}",
+                reply.status,
+                reply.body_text()
+            ));
         }
     }
 

@@ -1,5 +1,6 @@
-//! Shared domain types of the network: errors, ids, region codes, time and time quality, and
-//! the reasons a recording can have a gap. Plain Rust; no server framework, no other crate of ours.
+//! Shared domain types of the network: errors, ids, region codes, time and time quality, the
+//! reasons a recording can have a gap, and media tokens. Plain Rust; no server framework, no
+//! other crate of ours.
 
 pub mod error;
 pub mod gap;
@@ -8,6 +9,7 @@ pub mod keyfile;
 pub mod region;
 pub mod text;
 pub mod time;
+pub mod token;
 pub mod wire;
 
 pub use error::{Error, ErrorKind, IoResultExt, ResultExt};

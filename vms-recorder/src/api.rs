@@ -1,11 +1,12 @@
 //! The recorder's HTTP API under `/api/v1` (spec/recorder-api.md) and `/metrics`. Every
-//! endpoint but health needs the bearer token; error kinds map to HTTP status here, once.
+//! endpoint but health needs credentials, which make a principal that each route checks
+//! (`auth`); error kinds map to HTTP status here, once.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +17,7 @@ use serde_json::json;
 use vms_core::gap::EndReason;
 use vms_core::id::{CameraId, HoldId, StorageRootId};
 use vms_core::time::Time90k;
+use vms_core::token::Purpose;
 use vms_core::wire;
 use vms_core::{Error, err};
 
@@ -23,6 +25,7 @@ use crate::archive::index::SegmentRow;
 use crate::archive::retention::Finding;
 use crate::archive::segment::{FrameTable, TableFrame};
 use crate::audit::Action;
+use crate::auth::{ChannelPeer, Footage, Principal, Span};
 use crate::cameras::{Camera, CameraSpec, StreamSpec, Transport};
 use crate::config::{CameraConfig, StreamConfig};
 use crate::holds::Hold;
@@ -85,11 +88,6 @@ fn bad_query(e: QueryRejection) -> ApiError {
     ApiError(err!(InvalidArgument, "{}", e.body_text()), None)
 }
 
-/// Compares in time independent of where the strings differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// A token passed as the `token` query parameter, for players that cannot send headers.
 /// Requests are logged by route template only, so it never reaches a log.
 fn query_token(req: &Request) -> Option<String> {
@@ -98,7 +96,9 @@ fn query_token(req: &Request) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-async fn require_token(State(s): State<Arc<Service>>, req: Request, next: Next) -> Response {
+/// Makes the request's principal from its bearer or query token, or from central's channel,
+/// and hands it on as an extension; `401` when there is none.
+async fn authenticate(State(s): State<Arc<Service>>, mut req: Request, next: Next) -> Response {
     let query = query_token(&req);
     let token = req
         .headers()
@@ -106,20 +106,38 @@ async fn require_token(State(s): State<Arc<Service>>, req: Request, next: Next) 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .or(query.as_deref());
-    match token {
-        Some(t) if constant_time_eq(t.as_bytes(), s.admin_token.as_bytes()) => next.run(req).await,
-        Some(_) => ApiError::from(err!(Unauthenticated, "invalid bearer token")).into_response(),
-        None => ApiError::from(err!(Unauthenticated, "a bearer token is required")).into_response(),
+    let channel = req.extensions().get::<ChannelPeer>().is_some();
+    match s.principal(token, channel) {
+        Ok(who) => {
+            req.extensions_mut().insert(who);
+            next.run(req).await
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// Lets only the local administrator and central through.
+async fn admin_only(Extension(who): Extension<Principal>, req: Request, next: Next) -> Response {
+    match crate::auth::require_admin(&who) {
+        Ok(()) => next.run(req).await,
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
 pub fn router(service: Arc<Service>) -> Router {
-    let protected = Router::new()
+    let admin = Router::new()
         .route("/api/v1/cameras", get(list_cameras).post(add_camera))
         .route(
             "/api/v1/cameras/{id}",
             get(get_camera).put(update_camera).delete(remove_camera),
         )
+        .route("/api/v1/holds", get(list_holds))
+        .route("/api/v1/evidence/key", get(evidence_key))
+        .route("/api/v1/alerts", get(alerts))
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn(admin_only));
+    // Each of these authorises its own request with `auth::authorize`.
+    let footage = Router::new()
         .route("/api/v1/cameras/{id}/recordings", get(recordings))
         .route("/api/v1/cameras/{id}/holds", post(place_hold))
         .route("/api/v1/cameras/{id}/playback.m3u8", get(playback))
@@ -128,14 +146,12 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/cameras/{id}/transcoded.mp4", get(transcoded))
         .route("/api/v1/cameras/{id}/snapshot.jpg", get(snapshot))
         .route("/api/v1/cameras/{id}/evidence", post(evidence))
-        .route("/api/v1/holds", get(list_holds))
-        .route("/api/v1/evidence/key", get(evidence_key))
-        .route("/api/v1/holds/{id}", delete(release_hold))
-        .route("/api/v1/alerts", get(alerts))
-        .route("/metrics", get(metrics))
+        .route("/api/v1/holds/{id}", delete(release_hold));
+    let protected = admin
+        .merge(footage)
         .route_layer(middleware::from_fn_with_state(
             service.clone(),
-            require_token,
+            authenticate,
         ));
     Router::new()
         .route("/api/v1/health", get(health))
@@ -283,6 +299,7 @@ async fn get_camera(
 
 async fn add_camera(
     State(s): State<Arc<Service>>,
+    Extension(who): Extension<Principal>,
     body: Result<Json<wire::CameraRequest>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<wire::CameraResponse>)> {
     let Json(req) = body.map_err(bad_json)?;
@@ -291,13 +308,19 @@ async fn add_camera(
         .camera(id)
         .await
         .ok_or_else(|| err!(Internal, "camera {id} vanished"))?;
-    s.audit(Action::CameraAdded, Some(id), json!({"name": c.spec.name}))
-        .await?;
+    s.audit(
+        &who,
+        Action::CameraAdded,
+        Some(id),
+        json!({"name": c.spec.name}),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(camera_response(&c, &st))))
 }
 
 async fn update_camera(
     State(s): State<Arc<Service>>,
+    Extension(who): Extension<Principal>,
     IdSegment(id): IdSegment,
     body: Result<Json<wire::CameraRequest>, JsonRejection>,
 ) -> ApiResult<Json<wire::CameraResponse>> {
@@ -309,6 +332,7 @@ async fn update_camera(
         .await
         .ok_or_else(|| err!(NotFound, "no camera {id}"))?;
     s.audit(
+        &who,
         Action::CameraChanged,
         Some(id),
         json!({"name": c.spec.name}),
@@ -319,11 +343,13 @@ async fn update_camera(
 
 async fn remove_camera(
     State(s): State<Arc<Service>>,
+    Extension(who): Extension<Principal>,
     IdSegment(id): IdSegment,
 ) -> ApiResult<StatusCode> {
     let id = camera_id(&id)?;
     s.remove_camera(id).await?;
-    s.audit(Action::CameraRemoved, Some(id), json!({})).await?;
+    s.audit(&who, Action::CameraRemoved, Some(id), json!({}))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -338,14 +364,33 @@ struct RecordingsQuery {
 /// The longest range one listing may span.
 const MAX_LISTING_SECS: i64 = 31 * 24 * 3600;
 
+/// What a listing of recordings is part of: any purpose that works on a recorded range.
+const LISTING_PURPOSES: [Purpose; 4] = [
+    Purpose::Playback,
+    Purpose::Export,
+    Purpose::Evidence,
+    Purpose::Hold,
+];
+
 async fn recordings(
     State(s): State<Arc<Service>>,
+    Extension(who): Extension<Principal>,
     IdSegment(id): IdSegment,
     q: Result<Query<RecordingsQuery>, QueryRejection>,
 ) -> ApiResult<Json<wire::Recordings>> {
     let id = camera_id(&id)?;
     let Query(q) = q.map_err(bad_query)?;
     let std::ops::Range { start, end } = time_range(&q.start, &q.end, MAX_LISTING_SECS)?;
+    crate::auth::authorize(
+        &who,
+        &Footage {
+            camera: id,
+            stream: &q.stream,
+            purposes: &LISTING_PURPOSES,
+            span: Span::Within(start..end),
+            central: true,
+        },
+    )?;
     let (camera, streams) = s
         .camera(id)
         .await
@@ -503,6 +548,26 @@ impl MediaQuery {
         crate::archive::layout::check_stream_name(&self.stream).map_err(|e| e.context("stream"))?;
         time_range(&self.start, &self.end, max_secs)
     }
+
+    /// Whether `who` may have this range of the stream for `purpose`.
+    fn authorize(
+        &self,
+        who: &Principal,
+        camera: CameraId,
+        purpose: Purpose,
+        range: &std::ops::Range<Time90k>,
+    ) -> Result<(), Error> {
+        crate::auth::authorize(
+            who,
+            &Footage {
+                camera,
+                stream: &self.stream,
+                purposes: &[purpose],
+                span: Span::Within(range.clone()),
+                central: false,
+            },
+        )
+    }
 }
 
 /// The durable part of a stream's open segment, if it is recording.
@@ -549,13 +614,15 @@ fn segments_with_tables(
 /// stored files.
 async fn playback(
     State(s): State<Arc<Service>>,
+    Extension(who): Extension<Principal>,
     IdSegment(id): IdSegment,
     q: Result<Query<MediaQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
     let camera = camera_id(&id)?;
     let Query(q) = q.map_err(bad_query)?;
     let range = q.range(MAX_PLAYLIST_SECS)?;
-    s.audit(Action::Playback, Some(camera), q.details(&range))
+    q.authorize(&who, camera, Purpose::Playback, &range)?;
+    s.audit(&who, Action::Playback, Some(camera), q.details(&range))
         .await?;
     let open = s.open_view(camera, &q.stream).await;
     let (s2, stream, r) = (s.clone(), q.stream.clone(), range.clone());
@@ -596,6 +663,7 @@ struct SegmentQuery {
 /// path built from the parsed id, a checked stream name and an integer.
 async fn segment_file(
     State(s): State<Arc<Service>>,
+    Extension(who): Extension<Principal>,
     axum::extract::Path((id, file)): axum::extract::Path<(String, String)>,
     q: Result<Query<SegmentQuery>, QueryRejection>,
     headers: axum::http::HeaderMap,
@@ -623,6 +691,16 @@ async fn segment_file(
                 )
             })?,
     };
+    crate::auth::authorize(
+        &who,
+        &Footage {
+            camera,
+            stream: &q.stream,
+            purposes: &[Purpose::Playback],
+            span: Span::Overlapping(row.start..row.end()),
+            central: false,
+        },
+    )?;
     let path = stored_path(&s, &row)?;
     let etag = format!("\"{}\"", hex(&row.sha256[..16]));
     Ok(crate::media::serve::file(&path, row.size_bytes, &etag, "video/mp4", &headers).await?)
@@ -738,6 +816,7 @@ fn audio_fragments(
 /// stored fragments, served with `Range` and `ETag` and streamed without temporary files.
 async fn export_mp4(
     State(s): State<Arc<Service>>,
+    Extension(who): Extension<Principal>,
     IdSegment(id): IdSegment,
     q: Result<Query<MediaQuery>, QueryRejection>,
     headers: axum::http::HeaderMap,
@@ -746,6 +825,7 @@ async fn export_mp4(
     let camera = camera_id(&id)?;
     let Query(q) = q.map_err(bad_query)?;
     let range = q.range(MAX_PLAYLIST_SECS)?;
+    q.authorize(&who, camera, Purpose::Export, &range)?;
     let sources = load_sources(&s, camera, &q.stream, &range).await?;
     let (stream, r, part) = (q.stream.clone(), range.clone(), q.part);
     let (export, sources_hash) = tokio::task::spawn_blocking(move || {
@@ -769,7 +849,7 @@ async fn export_mp4(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|r| !r.trim().starts_with("bytes=0-"));
     if !continues {
-        s.audit(Action::Export, Some(camera), q.details(&range))
+        s.audit(&who, Action::Export, Some(camera), q.details(&range))
             .await?;
     }
     let mut r = crate::media::serve::pieces(export.pieces, &etag, "video/mp4", &headers).await?;
@@ -867,6 +947,7 @@ fn archived_frames(
 /// keyframe before it, or of the live stream's latest keyframe; `width` makes a thumbnail.
 async fn snapshot(
     State(s): State<Arc<Service>>,
+    Extension(who): Extension<Principal>,
     IdSegment(id): IdSegment,
     q: Result<Query<SnapshotQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
@@ -876,7 +957,28 @@ async fn snapshot(
     if q.width.is_some_and(|w| !(16..=7680).contains(&w)) {
         return Err(err!(InvalidArgument, "width: 16 to 7680 pixels").into());
     }
+    let time = q
+        .time
+        .as_deref()
+        .map(|t| Time90k::parse_rfc3339(t).map_err(|e| e.context("time")))
+        .transpose()?;
+    // A recorded moment needs a snapshot token; the latest frame, a live one will do.
+    let (purposes, span): (&[Purpose], _) = match time {
+        Some(at) => (&[Purpose::Snapshot], Span::Within(at..at)),
+        None => (&[Purpose::Live, Purpose::Snapshot], Span::Latest),
+    };
+    crate::auth::authorize(
+        &who,
+        &Footage {
+            camera,
+            stream: &q.stream,
+            purposes,
+            span,
+            central: false,
+        },
+    )?;
     s.audit(
+        &who,
         Action::Snapshot,
         Some(camera),
         json!({"stream": q.stream, "time": q.time, "width": q.width}),
@@ -885,8 +987,8 @@ async fn snapshot(
     // Without a time: the latest durable frame, of the segment being written (at most a
     // fragment, 1 s, old) or, while the stream is down, of the last one recorded.
     let open = s.open_view(camera, &q.stream).await;
-    let at = match &q.time {
-        Some(t) => Time90k::parse_rfc3339(t).map_err(|e| e.context("time"))?,
+    let at = match time {
+        Some(at) => at,
         None => {
             let newest = match open.as_deref() {
                 Some((row, _)) => row.end(),
@@ -950,6 +1052,7 @@ struct EvidenceRequest {
 
 async fn evidence(
     State(s): State<Arc<Service>>,
+    Extension(who): Extension<Principal>,
     IdSegment(id): IdSegment,
     body: Result<Json<EvidenceRequest>, JsonRejection>,
 ) -> ApiResult<Response> {
@@ -960,6 +1063,16 @@ async fn evidence(
     let Json(req) = body.map_err(bad_json)?;
     crate::archive::layout::check_stream_name(&req.stream).map_err(|e| e.context("stream"))?;
     let range = time_range(&req.start, &req.end, MAX_PLAYLIST_SECS)?;
+    crate::auth::authorize(
+        &who,
+        &Footage {
+            camera,
+            stream: &req.stream,
+            purposes: &[Purpose::Evidence],
+            span: Span::Within(range.clone()),
+            central: false,
+        },
+    )?;
     let (c, _) = s
         .camera(camera)
         .await
@@ -1030,6 +1143,7 @@ async fn evidence(
         .collect();
     let len = package_len(&info, &s.evidence_key, &media)?;
     s.audit(
+        &who,
         Action::EvidenceExport,
         Some(camera),
         json!({"stream": info.stream, "start": range.start.to_rfc3339(),
@@ -1083,6 +1197,7 @@ async fn evidence(
 /// is encoded (so no `Range`, and no length up front).
 async fn transcoded(
     State(s): State<Arc<Service>>,
+    Extension(who): Extension<Principal>,
     IdSegment(id): IdSegment,
     q: Result<Query<MediaQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
@@ -1090,6 +1205,7 @@ async fn transcoded(
     let camera = camera_id(&id)?;
     let Query(q) = q.map_err(bad_query)?;
     let range = q.range(MAX_TRANSCODE_SECS)?;
+    q.authorize(&who, camera, Purpose::Export, &range)?;
     let name = s
         .camera(camera)
         .await
@@ -1098,7 +1214,7 @@ async fn transcoded(
     if sources.is_empty() {
         return Err(err!(NotFound, "no footage in that range").into());
     }
-    s.audit(Action::Export, Some(camera), q.details(&range))
+    s.audit(&who, Action::Export, Some(camera), q.details(&range))
         .await?;
     let (mut writer, body) = BodyWriter::new();
     let part = q.part;
@@ -1249,6 +1365,7 @@ fn hold_response(h: &Hold) -> wire::Hold {
 
 async fn place_hold(
     State(s): State<Arc<Service>>,
+    Extension(who): Extension<Principal>,
     IdSegment(id): IdSegment,
     body: Result<Json<wire::HoldRequest>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<wire::Hold>)> {
@@ -1268,9 +1385,11 @@ async fn place_hold(
         reason: req.reason,
         created_90k: s.clocks.realtime().0,
     };
+    authorize_hold(&who, &hold)?;
     let response = hold_response(&hold);
     s.place_hold(hold).await?;
     s.audit(
+        &who,
         Action::HoldPlaced,
         Some(camera),
         json!({"hold": response.id, "stream": response.stream, "start": response.start,
@@ -1303,15 +1422,42 @@ async fn list_holds(
     Ok(Json(wire::Holds { holds }))
 }
 
+/// Whether `who` may place or lift `hold`; a hold on every stream needs a token for every
+/// stream.
+fn authorize_hold(who: &Principal, hold: &Hold) -> Result<(), Error> {
+    crate::auth::authorize(
+        who,
+        &Footage {
+            camera: hold.camera,
+            stream: hold
+                .stream
+                .as_deref()
+                .unwrap_or(vms_core::token::ANY_STREAM),
+            purposes: &[Purpose::Hold],
+            span: Span::Within(Time90k(hold.start_90k)..Time90k(hold.end_90k)),
+            central: true,
+        },
+    )
+}
+
 async fn release_hold(
     State(s): State<Arc<Service>>,
+    Extension(who): Extension<Principal>,
     IdSegment(id): IdSegment,
 ) -> ApiResult<StatusCode> {
     let id: HoldId = id
         .parse()
         .map_err(|_| ApiError::from(err!(NotFound, "no hold {id:?}")))?;
+    let held = s
+        .holds
+        .list()
+        .into_iter()
+        .find(|h| h.id == id)
+        .ok_or_else(|| err!(NotFound, "no hold {id}"))?;
+    authorize_hold(&who, &held)?;
     let hold = s.release_hold(id).await?;
     s.audit(
+        &who,
         Action::HoldReleased,
         Some(hold.camera),
         json!({"hold": id.to_string(), "case": hold.case}),
@@ -1398,3 +1544,6 @@ async fn metrics(State(s): State<Arc<Service>>) -> ApiResult<Response> {
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
+
+#[cfg(test)]
+mod tests;

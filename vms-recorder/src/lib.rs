@@ -3,6 +3,7 @@
 pub mod api;
 pub mod archive;
 pub mod audit;
+pub mod auth;
 pub mod cameras;
 pub mod catalog;
 pub mod clock;

@@ -3,13 +3,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 use vms_core::gap::EndReason;
 use vms_core::id::{CameraId, HoldId, RecorderId, StorageRootId};
 use vms_core::time::{Duration90k, Time90k};
+use vms_core::token::TokenKey;
 use vms_core::{Error, IoResultExt, bail, err};
 
 use crate::archive::fs::{ArchiveFs, RealFs};
@@ -17,6 +18,7 @@ use crate::archive::index::{Index, SegmentRow};
 use crate::archive::retention::{Finding, Outcome, Pass, Policy, RootBudget};
 use crate::archive::{layout, recovery};
 use crate::audit::{Action, Audit};
+use crate::auth::{self, Principal};
 use crate::cameras::{self, Camera, CameraClass, CameraSpec};
 use crate::clock::{Clocks, RealClocks};
 use crate::config::Config;
@@ -28,9 +30,6 @@ use crate::journal::Journal;
 use crate::recording::{Progress, Recording, Target};
 use crate::supervisor::{self, Connection, lock};
 use vms_core::keyfile::write_atomically;
-
-/// The audit actor of requests made with the local administrator token.
-pub const LOCAL_ADMIN: &str = "local-admin";
 
 /// How often retention runs when nothing wakes it sooner.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(10);
@@ -79,6 +78,8 @@ pub struct Service {
     pub holds: Holds,
     /// The key that signs evidence packages.
     pub evidence_key: SigningKey,
+    /// Central's keys that media tokens verify against; none until enrolment.
+    token_keys: RwLock<Vec<TokenKey>>,
     audit: Audit,
     fs: Arc<dyn ArchiveFs>,
     policies: BTreeMap<CameraClass, Policy>,
@@ -287,6 +288,10 @@ impl Service {
         let clocks: Arc<dyn Clocks> = Arc::new(RealClocks);
         let audit = Audit::open(&config.data_dir, clocks.clone())?;
         let evidence_key = SigningKey::load_or_create(&config.data_dir)?;
+        let token_keys = auth::load_token_keys(&config.data_dir)?;
+        if !token_keys.is_empty() {
+            tracing::info!(keys = token_keys.len(), "loaded central's token keys");
+        }
         let service = Arc::new(Service {
             id,
             data_dir: config.data_dir.clone(),
@@ -298,6 +303,7 @@ impl Service {
             index_rebuilt,
             holds,
             evidence_key,
+            token_keys: RwLock::new(token_keys),
             audit,
             fs,
             policies: config.retention.policies()?,
@@ -441,20 +447,49 @@ impl Service {
             .collect()
     }
 
-    /// Records an access or a change in the audit log, durably, before it takes effect: an
-    /// access that cannot be audited is refused.
+    /// Replaces central's token keys (at enrolment, and when central rotates them). Tokens
+    /// are verified against the new keys from the next request on.
+    pub fn set_token_keys(&self, keys: Vec<TokenKey>) {
+        *self
+            .token_keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = keys;
+    }
+
+    /// Who a request's credentials make of it (see [`auth::authenticate`]), at the recorder's
+    /// clock's present time.
+    pub fn principal(&self, token: Option<&str>, channel: bool) -> Result<Principal, Error> {
+        let keys = self
+            .token_keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        auth::authenticate(
+            token,
+            channel,
+            &self.admin_token,
+            &keys,
+            self.id,
+            self.clocks.realtime().timestamp(),
+        )
+    }
+
+    /// Records an access or a change by `who` in the audit log, durably, before it takes
+    /// effect: an access that cannot be audited is refused.
     pub async fn audit(
         self: &Arc<Self>,
+        who: &Principal,
         action: Action,
         camera: Option<CameraId>,
         details: serde_json::Value,
     ) -> Result<(), Error> {
         let s = self.clone();
-        let details = match details {
+        let mut details = match details {
             serde_json::Value::Object(m) => m,
             _ => serde_json::Map::new(),
         };
-        tokio::task::spawn_blocking(move || s.audit.append(LOCAL_ADMIN, action, camera, details))
+        who.audit_details(&mut details);
+        let actor = who.actor();
+        tokio::task::spawn_blocking(move || s.audit.append(&actor, action, camera, details))
             .await
             .map_err(|e| err!(Internal, "audit task: {e}"))??;
         Ok(())
