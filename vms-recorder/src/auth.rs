@@ -15,7 +15,7 @@ use vms_core::time::{TIME_UNITS_PER_SEC, Time90k};
 use vms_core::token::{self, ANY_STREAM, Claims, Purpose, TokenKey};
 use vms_core::{Error, IoResultExt, bail, err};
 
-use crate::journal::write_atomically;
+use vms_core::keyfile::write_atomically;
 
 /// Central's token keys, in the data directory.
 pub const TOKEN_KEYS_FILE: &str = "central/token-keys.json";
