@@ -265,3 +265,20 @@ pub struct EvidenceFile {
     /// Lower-case hex SHA-256 of its bytes.
     pub sha256: String,
 }
+
+/// A signed checkpoint of an audit log (`spec/audit-log.md`, "Checkpoints"): its keeper's
+/// statement that the log's record `seq` has hash `hash`, as of `time`. A recorder sends its
+/// own to central; central signs its own log's with the national root key. Made and checked
+/// in `crate::audit`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SignedCheckpoint {
+    /// Which log: a recorder's id, or `central`.
+    pub log: String,
+    pub seq: u64,
+    /// Lower-case hex SHA-256: the record's `hash`.
+    pub hash: String,
+    /// RFC 3339 UTC.
+    pub time: String,
+    /// Ed25519 signature of the checkpoint bytes: 128 lower-case hex digits (64 bytes).
+    pub signature: String,
+}
