@@ -1,5 +1,6 @@
-//! The JSON types of the spec: the recorder API (`spec/recorder-api.md`, `spec/openapi/`) and
-//! the evidence manifest (`spec/evidence-package.md`).
+//! The JSON types of the spec: the recorder API (`spec/recorder-api.md`, `spec/openapi/`),
+//! the evidence manifest (`spec/evidence-package.md`) and the signed audit checkpoint
+//! (`spec/audit-log.md`).
 //! Serialisation lives here and only here. Like every wire type, they ignore unknown fields so
 //! that peers of different versions interoperate; units are in the field names, times are
 //! RFC 3339 UTC strings, and secrets are write-only.
