@@ -22,12 +22,20 @@ pub use client::router;
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// An error on its way to the client.
-pub struct ApiError(pub Error, pub Option<StatusCode>);
+/// An error on its way to the client, with a status when its kind alone does not say it,
+/// and how long to wait before retrying (`Retry-After`) when it is a 429.
+pub struct ApiError(pub Error, pub Option<StatusCode>, pub Option<u64>);
+
+impl ApiError {
+    pub fn with_retry_after(mut self, secs: Option<u64>) -> ApiError {
+        self.2 = secs.map(|s| s.max(1));
+        self
+    }
+}
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        ApiError(e, None)
+        ApiError(e, None, None)
     }
 }
 
@@ -51,6 +59,10 @@ impl IntoResponse for ApiError {
             },
         };
         let mut r = (status, Json(body)).into_response();
+        if let Some(secs) = self.2 {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
         if status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -66,11 +78,11 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// A body axum refused: 413 for one over the size limit, 400 for anything else.
 pub fn bad_json(e: JsonRejection) -> ApiError {
     let status = (e.status() == StatusCode::PAYLOAD_TOO_LARGE).then_some(e.status());
-    ApiError(err!(InvalidArgument, "{}", e.body_text()), status)
+    ApiError(err!(InvalidArgument, "{}", e.body_text()), status, None)
 }
 
 pub fn bad_query(e: QueryRejection) -> ApiError {
-    ApiError(err!(InvalidArgument, "{}", e.body_text()), None)
+    ApiError(err!(InvalidArgument, "{}", e.body_text()), None, None)
 }
 
 fn traced<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
@@ -120,5 +132,13 @@ async fn enrol(
     })
     .await?;
     tracing::info!(recorder = %record.id, name = %record.name, region = %record.region, "recorder enrolled");
+    c.audit_as(
+        &format!("recorder:{}", record.id),
+        vms_core::audit::Action::RecorderEnrolled,
+        None,
+        serde_json::json!({"name": record.name, "region": record.region.to_string(),
+            "spec_version": record.spec_version}),
+    )
+    .await?;
     Ok(Json(resp))
 }

@@ -2,6 +2,7 @@
 //! federated queries, users and roles, media tokens and audit. It holds no video.
 
 pub mod api;
+pub mod audit;
 pub mod authz;
 pub mod catalog;
 pub mod channel;

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use vms_core::audit::Action;
+use vms_core::id::CameraId;
 use vms_core::{Error, IoResultExt, err};
 
 use crate::catalog::Catalog;
@@ -15,7 +17,8 @@ use crate::config::Config;
 use crate::pki::Pki;
 use crate::registry::Registry;
 use crate::store::Store;
-use crate::users::Users;
+use crate::users::{User, Users};
+use crate::audit::Audit;
 
 pub struct Central {
     pub config: Config,
@@ -25,6 +28,8 @@ pub struct Central {
     pub catalog: Catalog,
     pub channels: Channels,
     pub users: Users,
+    pub audit: Audit,
+    pub regions: vms_core::region::RegionTree,
 }
 
 /// How often recorders send heartbeats: a third of the time central waits for one.
@@ -47,6 +52,8 @@ impl Central {
             .collect();
         let catalog = Catalog::open(&store, &regions)?;
         let users = Users::open(&store, Duration::from_secs(config.session_ttl_secs))?;
+        let audit = Audit::open(&store)?;
+        let regions = crate::regions::load(config.regions_file.as_deref())?;
         Ok(Central {
             config,
             store,
@@ -55,7 +62,47 @@ impl Central {
             catalog,
             channels: Channels::default(),
             users,
+            audit,
+            regions,
         })
+    }
+}
+
+impl Central {
+    /// Logs what a user did in central's audit trail, durably, before it is acknowledged.
+    pub async fn audit(
+        &self,
+        user: &User,
+        action: Action,
+        camera: Option<CameraId>,
+        details: serde_json::Value,
+    ) -> Result<(), Error> {
+        let actor = format!("user:{}", user.id);
+        let mut details = details;
+        if let Some(d) = details.as_object_mut() {
+            d.insert("name".into(), user.username.clone().into());
+        }
+        self.audit_as(&actor, action, camera, details).await
+    }
+
+    /// Logs what `actor` (`anonymous`, `central`, `recorder:<id>`) did.
+    pub async fn audit_as(
+        &self,
+        actor: &str,
+        action: Action,
+        camera: Option<CameraId>,
+        details: serde_json::Value,
+    ) -> Result<(), Error> {
+        let details = match details {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        self.audit.append(actor, action, camera, details).await.map(|_| ())
+    }
+
+    /// The name of a region, when the region tree lists it.
+    pub fn region_name(&self, code: &vms_core::region::RegionCode) -> Option<String> {
+        self.regions.name(code).map(str::to_owned)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Shared domain types of the network: errors, ids, region codes, time and time quality, the
-//! reasons a recording can have a gap, and media tokens. Plain Rust; no server framework, no
-//! other crate of ours.
+//! reasons a recording can have a gap, media tokens and the audit chain. Plain Rust; no server
+//! framework, no other crate of ours.
 
+pub mod audit;
 pub mod error;
 pub mod gap;
 pub mod id;

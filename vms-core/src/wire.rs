@@ -1,5 +1,6 @@
-//! The JSON types of the spec: the recorder API (`spec/recorder-api.md`, `spec/openapi/`) and
-//! the evidence manifest (`spec/evidence-package.md`).
+//! The JSON types of the spec: the recorder API (`spec/recorder-api.md`, `spec/openapi/`),
+//! the evidence manifest (`spec/evidence-package.md`) and the signed audit checkpoint
+//! (`spec/audit-log.md`).
 //! Serialisation lives here and only here. Like every wire type, they ignore unknown fields so
 //! that peers of different versions interoperate; units are in the field names, times are
 //! RFC 3339 UTC strings, and secrets are write-only.
@@ -592,4 +593,21 @@ pub struct MediaTokenResponse {
     /// it. Append the recorder API path (`/api/v1/cameras/…`).
     pub base_url: String,
     pub relayed: bool,
+}
+
+/// A signed checkpoint of an audit log (`spec/audit-log.md`, "Checkpoints"): its keeper's
+/// statement that the log's record `seq` has hash `hash`, as of `time`. A recorder sends its
+/// own to central; central signs its own log's with the national root key. Made and checked
+/// in `crate::audit`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SignedCheckpoint {
+    /// Which log: a recorder's id, or `central`.
+    pub log: String,
+    pub seq: u64,
+    /// Lower-case hex SHA-256: the record's `hash`.
+    pub hash: String,
+    /// RFC 3339 UTC.
+    pub time: String,
+    /// Ed25519 signature of the checkpoint bytes: 128 lower-case hex digits (64 bytes).
+    pub signature: String,
 }

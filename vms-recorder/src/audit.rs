@@ -1,197 +1,28 @@
-//! The recorder's audit log (`spec/audit-log.md`): who did what, to which camera, when and
-//! with what details, as JSON lines in `{data_dir}/audit.log`. It is append-only and
-//! hash-chained: each record carries the hash of the one before it, so an edited, reordered,
-//! deleted or inserted record breaks the chain. An append is durable (fdatasync) before it
+//! The recorder's audit log file (`spec/audit-log.md`): who did what, to which camera, when
+//! and with what details, as JSON lines in `{data_dir}/audit.log`, hash-chained as
+//! `vms_core::audit` makes and checks them. An append is durable (fdatasync) before it
 //! returns; a line torn by a crash was never acknowledged and is cut off at the next open.
+//! The shipper to central reads the records back, wakes on new ones and signs checkpoints.
 
-use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+use vms_core::audit::{Head, MAX_LINE_BYTES, Record, Sealed, Summary, Verifier, Violation, seal};
 use vms_core::id::CameraId;
+use vms_core::wire::SignedCheckpoint;
 use vms_core::{Error, IoResultExt, bail, err};
 
 use crate::clock::Clocks;
 
+/// The actions are the network's one list, kept in vms-core.
+pub use vms_core::audit::Action;
+
 /// The log's file in the data directory.
 pub const AUDIT_FILE: &str = "audit.log";
-/// The record format version this build writes and reads.
-pub const RECORD_VERSION: u32 = 1;
-/// The longest line, newline included.
-pub const MAX_LINE_BYTES: usize = 64 * 1024;
-/// The `prev` of the first record.
-pub const ZERO_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-/// What was done.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Action {
-    /// A media export (MP4) was served.
-    Export,
-    /// A signed evidence package was made.
-    EvidenceExport,
-    HoldPlaced,
-    HoldReleased,
-    CameraAdded,
-    CameraChanged,
-    CameraRemoved,
-    /// Recorded footage was played back.
-    Playback,
-    /// Live video was watched.
-    Live,
-    /// A still image was taken from footage.
-    Snapshot,
-}
-
-impl Action {
-    /// The stable snake_case name in the log.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Export => "export",
-            Action::EvidenceExport => "evidence_export",
-            Action::HoldPlaced => "hold_placed",
-            Action::HoldReleased => "hold_released",
-            Action::CameraAdded => "camera_added",
-            Action::CameraChanged => "camera_changed",
-            Action::CameraRemoved => "camera_removed",
-            Action::Playback => "playback",
-            Action::Live => "live",
-            Action::Snapshot => "snapshot",
-        }
-    }
-}
-
-/// One record as it is stored: a line of the log. Its members are written in this order, with
-/// `hash` last (the spec's canonical bytes depend on it).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Record {
-    pub version: u32,
-    /// 1 for the first record, then +1 for each.
-    pub seq: u64,
-    /// RFC 3339 UTC, milliseconds.
-    pub time: String,
-    pub actor: String,
-    pub action: String,
-    pub camera: Option<CameraId>,
-    pub details: Map<String, Value>,
-    /// The `hash` of the record before; [`ZERO_HASH`] for the first.
-    pub prev: String,
-    /// Lower-case hex SHA-256 of the record's canonical bytes (the line without `hash`).
-    pub hash: String,
-}
-
-/// A record without its hash, serialised to make the canonical bytes.
-#[derive(Serialize)]
-struct Body<'a> {
-    version: u32,
-    seq: u64,
-    time: &'a str,
-    actor: &'a str,
-    action: &'a str,
-    camera: Option<CameraId>,
-    details: &'a Map<String, Value>,
-    prev: &'a str,
-}
-
-/// The newest record's sequence number and hash (`0` and [`ZERO_HASH`] for an empty log):
-/// what a checkpoint kept outside the recorder pins. Written `SEQ:HASH`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Head {
-    pub seq: u64,
-    pub hash: String,
-}
-
-impl fmt::Display for Head {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.seq, self.hash)
-    }
-}
-
-impl FromStr for Head {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Head, Error> {
-        let bad = || {
-            err!(
-                InvalidArgument,
-                "checkpoint {s:?} must be SEQ:HASH (64 hex digits)"
-            )
-        };
-        let (seq, hash) = s.split_once(':').ok_or_else(bad)?;
-        let seq = seq.parse().map_err(|_| bad())?;
-        if !is_hash(hash) {
-            return Err(bad());
-        }
-        Ok(Head {
-            seq,
-            hash: hash.to_owned(),
-        })
-    }
-}
-
-fn is_hash(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// The line of a record (newline included) and its hash.
-fn encode(body: &Body<'_>) -> Result<(Vec<u8>, String), Error> {
-    let mut line =
-        serde_json::to_vec(body).map_err(|e| err!(Internal, "serialising a record: {e}"))?;
-    let hash = format!("{:x}", Sha256::digest(&line));
-    // The canonical bytes end with the object's closing brace: `hash` goes just before it.
-    line.pop();
-    line.extend_from_slice(format!(",\"hash\":\"{hash}\"}}\n").as_bytes());
-    Ok((line, hash))
-}
-
-/// What is wrong with one line.
-enum LineError {
-    Malformed(String),
-    Edited(u64),
-}
-
-/// Parses a line (without its newline) and checks its own hash.
-fn decode(line: &[u8]) -> Result<Record, LineError> {
-    let r: Record = serde_json::from_slice(line)
-        .map_err(|e| LineError::Malformed(format!("not an audit record: {e}")))?;
-    if r.version != RECORD_VERSION {
-        return Err(LineError::Malformed(format!(
-            "record version {}; this build reads {RECORD_VERSION}",
-            r.version
-        )));
-    }
-    if !is_hash(&r.hash) || !is_hash(&r.prev) {
-        return Err(LineError::Malformed(
-            "hash and prev must be 64 lower-case hex digits".to_owned(),
-        ));
-    }
-    if jiff::Timestamp::from_str(&r.time).is_err() {
-        return Err(LineError::Malformed(format!(
-            "time {:?} is not RFC 3339",
-            r.time
-        )));
-    }
-    let suffix = format!(",\"hash\":\"{}\"}}", r.hash);
-    let Some(head) = line.strip_suffix(suffix.as_bytes()) else {
-        return Err(LineError::Malformed(
-            "the hash member must come last, as ,\"hash\":\"…\"}".to_owned(),
-        ));
-    };
-    let mut hasher = Sha256::new();
-    hasher.update(head);
-    hasher.update(b"}");
-    if format!("{:x}", hasher.finalize()) != r.hash {
-        return Err(LineError::Edited(r.seq));
-    }
-    Ok(r)
-}
 
 struct State {
     file: File,
@@ -203,11 +34,23 @@ struct State {
     broken: bool,
 }
 
+/// A place in the file: the `seq` of a record and the offset of the line after it.
+#[derive(Clone, Copy)]
+struct Mark {
+    seq: u64,
+    offset: u64,
+}
+
 /// The audit log of a recorder.
 pub struct Audit {
     path: PathBuf,
     clocks: Arc<dyn Clocks>,
     state: Mutex<State>,
+    /// The head's `seq`, sent after each append.
+    appended: watch::Sender<u64>,
+    /// Where the last [`Audit::records_after`] stopped reading, so that a shipper that keeps
+    /// up reads only the new lines.
+    read_mark: Mutex<Mark>,
 }
 
 impl Audit {
@@ -230,6 +73,11 @@ impl Audit {
             .and_then(|d| d.sync_all())
             .io_context(|| format!("syncing {}", data_dir.display()))?;
         let (head, len) = recover_tail(&mut file, &path)?;
+        let (appended, _) = watch::channel(head.seq);
+        let read_mark = Mutex::new(Mark {
+            seq: head.seq,
+            offset: len,
+        });
         Ok(Audit {
             path,
             clocks,
@@ -239,10 +87,12 @@ impl Audit {
                 len,
                 broken: false,
             }),
+            appended,
+            read_mark,
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -261,17 +111,7 @@ impl Audit {
         camera: Option<CameraId>,
         details: Map<String, Value>,
     ) -> Result<Record, Error> {
-        let n = actor.chars().count();
-        if n == 0 || n > 128 || actor.chars().any(char::is_control) {
-            bail!(
-                InvalidArgument,
-                "actor: 1 to 128 characters, no control characters"
-            );
-        }
         let now = self.clocks.realtime().timestamp();
-        let time = jiff::Timestamp::from_millisecond(now.as_millisecond())
-            .unwrap_or(now)
-            .to_string();
         let mut st = self.lock();
         if st.broken {
             bail!(
@@ -280,33 +120,10 @@ impl Audit {
                 self.path.display()
             );
         }
-        let seq = st.head.seq.checked_add(1).ok_or_else(|| {
-            err!(
-                ResourceExhausted,
-                "{}: no sequence number left after {}",
-                self.path.display(),
-                st.head.seq
-            )
-        })?;
-        let (line, hash) = encode(&Body {
-            version: RECORD_VERSION,
-            seq,
-            time: &time,
-            actor,
-            action: action.as_str(),
-            camera,
-            details: &details,
-            prev: &st.head.hash,
-        })?;
-        if line.len() > MAX_LINE_BYTES {
-            bail!(
-                InvalidArgument,
-                "details: the record would take {} bytes, more than {MAX_LINE_BYTES}",
-                line.len()
-            );
-        }
-        let ctx = || format!("appending record {seq} to {}", self.path.display());
-        if let Err(e) = st.file.write_all(&line) {
+        let Sealed { record, mut line } = seal(&st.head, now, actor, action, camera, details)?;
+        line.push('\n');
+        let ctx = || format!("appending record {} to {}", record.seq, self.path.display());
+        if let Err(e) = st.file.write_all(line.as_bytes()) {
             // Take back whatever part of the line was written; if even that fails, the tail
             // is repaired at the next open.
             let len = st.len;
@@ -320,24 +137,87 @@ impl Audit {
             return Err(e).io_context(ctx);
         }
         st.len += line.len() as u64;
-        let prev = std::mem::replace(
-            &mut st.head,
-            Head {
-                seq,
-                hash: hash.clone(),
-            },
-        );
-        Ok(Record {
-            version: RECORD_VERSION,
-            seq,
-            time,
-            actor: actor.to_owned(),
-            action: action.as_str().to_owned(),
-            camera,
-            details,
-            prev: prev.hash,
-            hash,
-        })
+        st.head = record.head();
+        self.appended.send_replace(record.seq);
+        Ok(record)
+    }
+
+    /// Yields the head's `seq` after each append: a shipper waits on it for new records.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+
+    /// The stored lines (without their newlines) of the records after `after_seq`, oldest
+    /// first, at most `max`: what central, whose copy ends at `after_seq`, has not got yet.
+    /// Reads only records durable when it is called, and appends go on meanwhile. Blocking
+    /// (it reads the file): call it from a blocking thread. Each line is checked on the way
+    /// (its hash, and its `seq` following the one before), so a damaged log is never shipped.
+    pub fn records_after(&self, after_seq: u64, max: usize) -> Result<Vec<String>, Error> {
+        let (head, len) = {
+            let st = self.lock();
+            (st.head.seq, st.len)
+        };
+        if after_seq > head {
+            bail!(
+                DataLoss,
+                "{}: central's copy goes up to seq {after_seq}, but the log ends at seq {head}: \
+                 records were removed from its end",
+                self.path.display()
+            );
+        }
+        let mut at = *self.read_mark.lock().unwrap_or_else(|p| p.into_inner());
+        if at.seq > after_seq || at.offset > len {
+            at = Mark { seq: 0, offset: 0 };
+        }
+        let mut out = Vec::new();
+        if after_seq == head || max == 0 {
+            return Ok(out);
+        }
+        let ctx = || format!("reading {}", self.path.display());
+        let mut file = File::open(&self.path).io_context(ctx)?;
+        file.seek(SeekFrom::Start(at.offset)).io_context(ctx)?;
+        let mut r = BufReader::new(file.take(len - at.offset));
+        let mut buf = Vec::new();
+        while out.len() < max && at.offset < len {
+            buf.clear();
+            r.read_until(b'\n', &mut buf).io_context(ctx)?;
+            let damaged = |why: String| {
+                err!(
+                    DataLoss,
+                    "{}: the line at byte {}: {why}; check the log with `vms-recorder audit-verify`",
+                    self.path.display(),
+                    at.offset
+                )
+            };
+            let Some(line) = buf.strip_suffix(b"\n") else {
+                return Err(damaged("it has no newline".to_owned()));
+            };
+            let record = Record::parse(line).map_err(|e| damaged(e.to_string()))?;
+            if record.seq != at.seq + 1 {
+                return Err(damaged(format!(
+                    "seq {} where {} belongs",
+                    record.seq,
+                    at.seq + 1
+                )));
+            }
+            at = Mark {
+                seq: record.seq,
+                offset: at.offset + buf.len() as u64,
+            };
+            if record.seq > after_seq {
+                // Parsed as JSON, so UTF-8.
+                out.push(String::from_utf8_lossy(line).into_owned());
+            }
+        }
+        *self.read_mark.lock().unwrap_or_else(|p| p.into_inner()) = at;
+        Ok(out)
+    }
+
+    /// A checkpoint of the head as of now, signed by `sign` (the recorder's Ed25519 key) for
+    /// the log named `log_id` (the recorder's id).
+    pub fn checkpoint(&self, sign: impl Fn(&[u8]) -> [u8; 64], log_id: &str) -> SignedCheckpoint {
+        let head = self.head();
+        SignedCheckpoint::sign(log_id, &head, self.clocks.realtime().timestamp(), sign)
     }
 }
 
@@ -373,13 +253,7 @@ fn recover_tail(file: &mut File, path: &Path) -> Result<(Head, u64), Error> {
             .io_context(|| format!("cutting the torn tail off {}", path.display()))?;
     }
     if whole == 0 {
-        return Ok((
-            Head {
-                seq: 0,
-                hash: ZERO_HASH.to_owned(),
-            },
-            end,
-        ));
+        return Ok((Head::empty(), end));
     }
     let line_start = match buf[..whole - 1].iter().rposition(|&b| b == b'\n') {
         Some(i) => i + 1,
@@ -390,104 +264,26 @@ fn recover_tail(file: &mut File, path: &Path) -> Result<(Head, u64), Error> {
             path.display()
         ),
     };
-    let damaged = |why: String| {
+    let record = Record::parse(&buf[line_start..whole - 1]).map_err(|e| {
         err!(
             DataLoss,
-            "{}: the newest record (byte {}) is damaged: {why}; check the log with \
+            "{}: the newest record (byte {}) is damaged: {e}; check the log with \
              `vms-recorder audit-verify` before appending to it",
             path.display(),
             start + line_start as u64
         )
-    };
-    match decode(&buf[line_start..whole - 1]) {
-        Ok(r) => Ok((
-            Head {
-                seq: r.seq,
-                hash: r.hash,
-            },
-            end,
-        )),
-        Err(LineError::Malformed(why)) => Err(damaged(why)),
-        Err(LineError::Edited(seq)) => Err(damaged(format!(
-            "record {seq}: its hash does not match its content"
-        ))),
-    }
+    })?;
+    Ok((record.head(), end))
 }
 
-/// A log that checked out.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Summary {
-    pub records: u64,
-    pub head: Head,
-    /// Bytes of a torn last line (a crash mid-append; cut off at the next open).
-    pub torn_tail_bytes: u64,
-}
-
-/// What is wrong with a log. Lines count from 1.
-#[derive(Debug)]
-pub enum Violation {
-    /// The log could not be read.
-    Unreadable(Error),
-    /// A line is not a well-formed record.
-    Malformed { line: u64, why: String },
-    /// A record's hash does not match its content.
-    Edited { line: u64, seq: u64 },
-    /// A record's `seq` is not the one after the record before.
-    OutOfSequence {
-        line: u64,
-        expected: u64,
-        found: u64,
-    },
-    /// A record's `prev` is not the hash of the record before.
-    BrokenChain { line: u64, seq: u64 },
-    /// The log disagrees with a checkpoint.
-    Checkpoint { checkpoint: Head, why: String },
-}
-
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Violation::Unreadable(e) => write!(f, "{e}"),
-            Violation::Malformed { line, why } => write!(f, "line {line}: {why}"),
-            Violation::Edited { line, seq } => write!(
-                f,
-                "line {line} (seq {seq}): its hash does not match its content: the record was edited"
-            ),
-            Violation::OutOfSequence {
-                line,
-                expected,
-                found,
-            } => write!(
-                f,
-                "line {line}: seq {found} where {expected} belongs: a record was deleted, \
-                 inserted or moved"
-            ),
-            Violation::BrokenChain { line, seq } => write!(
-                f,
-                "line {line} (seq {seq}): prev is not the hash of the record before: that \
-                 record was replaced, or records were inserted or deleted"
-            ),
-            Violation::Checkpoint { checkpoint, why } => {
-                write!(f, "checkpoint {checkpoint}: {why}")
-            }
-        }
-    }
-}
-
-/// Checks a whole log: every record's hash, `seq` and `prev`, and each checkpoint (the
-/// record of its `seq` must be there with its hash). Without a checkpoint, records removed
-/// from the end, or a tail rewritten with every hash recomputed, cannot be told from a
-/// shorter log: that is what checkpoints held outside the recorder are for.
+/// Checks the whole log file with [`Verifier`]: every record's hash, `seq` and `prev`, and
+/// each checkpoint. A torn last line is reported, not counted as a violation.
 pub fn verify(path: &Path, checkpoints: &[Head]) -> Result<Summary, Violation> {
     let file = File::open(path)
         .io_context(|| format!("opening {}", path.display()))
         .map_err(Violation::Unreadable)?;
     let mut r = BufReader::new(file);
-    let mut head = Head {
-        seq: 0,
-        hash: ZERO_HASH.to_owned(),
-    };
-    let mut line_no = 0u64;
+    let mut v = Verifier::new(checkpoints);
     let mut buf = Vec::new();
     let torn_tail_bytes = loop {
         buf.clear();
@@ -496,60 +292,17 @@ pub fn verify(path: &Path, checkpoints: &[Head]) -> Result<Summary, Violation> {
             .read_until(b'\n', &mut buf)
             .io_context(|| format!("reading {}", path.display()))
             .map_err(Violation::Unreadable)?;
-        line_no += 1;
-        let Some(line) = buf.strip_suffix(b"\n") else {
-            if buf.len() > MAX_LINE_BYTES {
-                return Err(Violation::Malformed {
-                    line: line_no,
-                    why: format!("longer than {MAX_LINE_BYTES} bytes"),
-                });
-            }
-            break buf.len() as u64;
-        };
-        let record = decode(line).map_err(|e| match e {
-            LineError::Malformed(why) => Violation::Malformed { line: line_no, why },
-            LineError::Edited(seq) => Violation::Edited { line: line_no, seq },
-        })?;
-        if record.seq != head.seq + 1 {
-            return Err(Violation::OutOfSequence {
-                line: line_no,
-                expected: head.seq + 1,
-                found: record.seq,
-            });
+        match buf.strip_suffix(b"\n") {
+            Some(line) => v.push(line)?,
+            // No newline in reach: longer than a line may be, which `push` refuses, so this
+            // returns.
+            None if buf.len() > MAX_LINE_BYTES => v.push(&buf)?,
+            None => break buf.len() as u64,
         }
-        if record.prev != head.hash {
-            return Err(Violation::BrokenChain {
-                line: line_no,
-                seq: record.seq,
-            });
-        }
-        if let Some(c) = checkpoints
-            .iter()
-            .find(|c| c.seq == record.seq && c.hash != record.hash)
-        {
-            return Err(Violation::Checkpoint {
-                checkpoint: c.clone(),
-                why: format!("the log's record {} has hash {}", record.seq, record.hash),
-            });
-        }
-        head = Head {
-            seq: record.seq,
-            hash: record.hash,
-        };
     };
-    if let Some(c) = checkpoints.iter().find(|c| c.seq > head.seq) {
-        return Err(Violation::Checkpoint {
-            checkpoint: c.clone(),
-            why: format!(
-                "the log ends at seq {}: records were removed from its end",
-                head.seq
-            ),
-        });
-    }
     Ok(Summary {
-        records: head.seq,
-        head,
         torn_tail_bytes,
+        ..v.finish()?
     })
 }
 
@@ -559,6 +312,8 @@ mod tests {
 
     use serde_json::json;
     use vms_core::time::{Time90k, TimeQuality};
+
+    use vms_core::audit::ZERO_HASH;
 
     use super::*;
 
@@ -772,126 +527,6 @@ mod tests {
         );
     }
 
-    /// Appends a well-formed record after `lines`, chained to the last of them: what a forger
-    /// with write access to the file could do.
-    fn forge(after: Option<&str>, seq: u64, actor: &str) -> String {
-        let prev = after.map_or(ZERO_HASH.to_owned(), |l| {
-            serde_json::from_str::<Record>(l).unwrap().hash
-        });
-        let (line, _) = encode(&Body {
-            version: 1,
-            seq,
-            time: "2026-11-26T12:00:00Z",
-            actor,
-            action: "playback",
-            camera: None,
-            details: &Map::new(),
-            prev: &prev,
-        })
-        .unwrap();
-        String::from_utf8(line).unwrap().trim_end().to_owned()
-    }
-
-    #[test]
-    fn every_tampering_is_detected() {
-        let (_dir, path) = log_of(5);
-        let all = lines(&path);
-        let check = |lines: &[String]| {
-            write_lines(&path, lines);
-            verify(&path, &[]).unwrap_err().to_string()
-        };
-
-        // Edited, hash left alone.
-        let mut t = all.clone();
-        t[1] = t[1].replace("\"i\":1", "\"i\":9");
-        assert!(
-            check(&t).starts_with("line 2 (seq 2): its hash does not match"),
-            "edit"
-        );
-        // Edited, its own hash recomputed: the next record's prev no longer matches.
-        let mut t = all.clone();
-        t[1] = forge(Some(&all[0]), 2, "someone-else");
-        assert!(
-            check(&t).starts_with("line 3 (seq 3): prev is not the hash"),
-            "re-hash"
-        );
-        // Reordered.
-        let mut t = all.clone();
-        t.swap(1, 2);
-        assert!(
-            check(&t).starts_with("line 2: seq 3 where 2 belongs"),
-            "reorder"
-        );
-        // Deleted.
-        let mut t = all.clone();
-        t.remove(2);
-        assert!(
-            check(&t).starts_with("line 3: seq 4 where 3 belongs"),
-            "delete"
-        );
-        // Inserted, well-formed and chained to the record before it.
-        let mut t = all.clone();
-        t.insert(2, forge(Some(&all[1]), 3, "intruder"));
-        assert!(
-            check(&t).starts_with("line 4: seq 3 where 4 belongs"),
-            "insert"
-        );
-        // Duplicated.
-        let mut t = all.clone();
-        t.insert(2, all[1].clone());
-        assert!(
-            check(&t).starts_with("line 3: seq 2 where 3 belongs"),
-            "duplicate"
-        );
-        // Not a record; a member reordered; whitespace added.
-        let mut t = all.clone();
-        t[0] = "garbage".into();
-        assert!(
-            check(&t).starts_with("line 1: not an audit record"),
-            "garbage"
-        );
-        let mut t = all.clone();
-        let moved = t[0].replacen("{\"version\":1,", "{", 1);
-        t[0] = format!("{},\"version\":1}}", &moved[..moved.len() - 1]);
-        let e = check(&t);
-        assert!(
-            e.starts_with("line 1: the hash member must come last"),
-            "{e}"
-        );
-        let mut t = all.clone();
-        t[0] = t[0].replacen(",\"seq\"", ", \"seq\"", 1);
-        assert!(
-            check(&t).starts_with("line 1 (seq 1): its hash does not match"),
-            "space"
-        );
-
-        // Removing the newest records, or rewriting a tail with every hash recomputed, leaves a
-        // consistent log: only a checkpoint tells.
-        write_lines(&path, &all);
-        let head = verify(&path, &[]).unwrap().head;
-        write_lines(&path, &all[..3]);
-        let short = verify(&path, &[]).unwrap();
-        assert_eq!(short.records, 3);
-        let e = verify(&path, std::slice::from_ref(&head))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("the log ends at seq 3: records were removed"),
-            "{e}"
-        );
-        let mut t = all[..4].to_vec();
-        t.push(forge(Some(&all[3]), 5, "rewriter"));
-        write_lines(&path, &t);
-        verify(&path, &[]).unwrap();
-        let e = verify(&path, std::slice::from_ref(&head))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with(&format!("checkpoint {head}: the log's record 5 has hash")),
-            "{e}"
-        );
-    }
-
     #[test]
     fn random_damage_never_panics_and_is_always_found() {
         let (dir, path) = log_of(6);
@@ -919,12 +554,121 @@ mod tests {
     }
 
     #[test]
-    fn checkpoints_parse() {
-        let h: Head = format!("12:{}", "ab".repeat(32)).parse().unwrap();
-        assert_eq!(h.seq, 12);
-        assert_eq!(h.to_string(), format!("12:{}", "ab".repeat(32)));
-        for bad in ["", "12", "x:ab", &format!("1:{}", "AB".repeat(32)), "1:abc"] {
-            assert!(bad.parse::<Head>().is_err(), "{bad:?}");
+    fn verify_reads_the_file_with_its_checkpoints() {
+        let (_dir, path) = log_of(3);
+        let all = lines(&path);
+        let head = verify(&path, &[]).unwrap().head;
+        write_lines(&path, &all[..2]);
+        let e = verify(&path, std::slice::from_ref(&head)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("the log ends at seq 2: records were removed"),
+            "{e}"
+        );
+        // A line too long for the log, without a newline in reach.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend(std::iter::repeat_n(b' ', MAX_LINE_BYTES + 10));
+        std::fs::write(&path, bytes).unwrap();
+        let e = verify(&path, &[]).unwrap_err().to_string();
+        assert!(e.starts_with("line 3: longer than"), "{e}");
+    }
+
+    #[test]
+    fn records_after_gives_the_stored_lines_in_order() {
+        let (dir, path) = log_of(5);
+        let audit = open(dir.path());
+        let all = lines(&path);
+        assert_eq!(audit.records_after(0, 100).unwrap(), all);
+        assert_eq!(audit.records_after(0, 2).unwrap(), all[..2]);
+        // A shipper that keeps up, then one that starts over (central lost its cursor).
+        assert_eq!(audit.records_after(2, 2).unwrap(), all[2..4]);
+        assert_eq!(audit.records_after(4, 2).unwrap(), all[4..]);
+        assert!(audit.records_after(5, 2).unwrap().is_empty());
+        assert_eq!(audit.records_after(1, 1).unwrap(), all[1..2]);
+        assert!(audit.records_after(0, 0).unwrap().is_empty());
+        let r = audit.append("op", Action::Live, None, Map::new()).unwrap();
+        let after = audit.records_after(5, 10).unwrap();
+        assert_eq!(after, lines(&path)[5..]);
+        assert_eq!(Record::parse(after[0].as_bytes()).unwrap(), r);
+        // Central ahead of the log: the log lost its end.
+        let e = audit.records_after(7, 10).unwrap_err();
+        assert_eq!(e.kind(), vms_core::ErrorKind::DataLoss);
+        assert!(
+            e.to_string()
+                .contains("up to seq 7, but the log ends at seq 6"),
+            "{e}"
+        );
+
+        // A record edited in the file is never shipped.
+        let mut t = lines(&path);
+        t[2] = t[2].replace("\"i\":2", "\"i\":8");
+        write_lines(&path, &t);
+        let e = audit.records_after(0, 10).unwrap_err();
+        assert_eq!(e.kind(), vms_core::ErrorKind::DataLoss);
+        assert!(
+            e.to_string().contains("record 3: its hash does not match"),
+            "{e}"
+        );
+        // Nor are records that do not follow each other.
+        t.remove(2);
+        write_lines(&path, &t);
+        let e = audit.records_after(0, 10).unwrap_err().to_string();
+        assert!(e.contains("seq 4 where 3 belongs"), "{e}");
+    }
+
+    #[test]
+    fn records_after_reads_what_was_durable_when_called() {
+        let (dir, _path) = log_of(2);
+        let audit = Arc::new(open(dir.path()));
+        let mut rx = audit.subscribe();
+        let writer = {
+            let audit = audit.clone();
+            std::thread::spawn(move || {
+                for _ in 0..200 {
+                    audit.append("op", Action::Live, None, Map::new()).unwrap();
+                }
+            })
+        };
+        // Reading while appends go on: each batch continues the last, seq by seq.
+        let mut shipped = 2u64;
+        while shipped < 202 {
+            for line in audit.records_after(shipped, 7).unwrap() {
+                let r = Record::parse(line.as_bytes()).unwrap();
+                assert_eq!(r.seq, shipped + 1);
+                shipped = r.seq;
+            }
+            if shipped < 202 {
+                futures::executor::block_on(rx.wait_for(|&seq| seq > shipped)).unwrap();
+            }
         }
+        writer.join().unwrap();
+        assert_eq!(audit.head().seq, 202);
+    }
+
+    #[test]
+    fn subscribers_see_each_append() {
+        let (dir, _path) = log_of(3);
+        let audit = open(dir.path());
+        let mut rx = audit.subscribe();
+        assert_eq!(*rx.borrow_and_update(), 3);
+        assert!(!rx.has_changed().unwrap());
+        audit.append("op", Action::Live, None, Map::new()).unwrap();
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(*rx.borrow_and_update(), 4);
+        // A refused append wakes no one.
+        assert!(audit.append("", Action::Live, None, Map::new()).is_err());
+        assert!(!rx.has_changed().unwrap());
+    }
+
+    #[test]
+    fn checkpoints_sign_the_head() {
+        let (dir, _path) = log_of(3);
+        let audit = open(dir.path());
+        let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+        let id = "01JD7Q0000000000000000000R";
+        let cp = audit.checkpoint(|b| ed25519_dalek::Signer::sign(&key, b).to_bytes(), id);
+        assert_eq!((cp.head(), cp.log.as_str()), (audit.head(), id));
+        assert_eq!(cp.time, "2026-11-26T12:00:00.25Z");
+        cp.verify(&key.verifying_key()).unwrap();
     }
 }

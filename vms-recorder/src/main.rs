@@ -16,7 +16,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use vms_recorder::audit::{self, Head};
+use vms_core::audit::{Head, Violation};
+use vms_recorder::audit;
 use vms_recorder::config::Config;
 use vms_recorder::evidence::{self, PublicKey, Trust};
 use vms_recorder::service::{self, Service};
@@ -151,16 +152,10 @@ fn verdict_line(verdict: Result<String, String>) -> anyhow::Result<ExitCode> {
 fn verify_audit(path: &Path, checkpoints: &[Head]) -> Result<String, String> {
     let s = audit::verify(path, checkpoints).map_err(|v| match v {
         // Already names the file.
-        audit::Violation::Unreadable(e) => e.to_string(),
+        Violation::Unreadable(e) => e.to_string(),
         v => format!("{}: {v}", path.display()),
     })?;
-    let mut verdict = format!(
-        "{}: {} {}, chain intact, head {}",
-        path.display(),
-        s.records,
-        if s.records == 1 { "record" } else { "records" },
-        s.head
-    );
+    let mut verdict = format!("{}: {s}", path.display());
     if !checkpoints.is_empty() {
         verdict.push_str(&format!(", {} checkpoints matched", checkpoints.len()));
     }

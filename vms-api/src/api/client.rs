@@ -10,13 +10,14 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use vms_core::id::{CameraId, RecorderId, UserId};
 use vms_core::region::RegionCode;
+use vms_core::audit::Action;
 use vms_core::token::{self, Claims, Purpose};
 use vms_core::wire;
 use vms_core::{Error, bail, err};
@@ -129,43 +130,39 @@ async fn login(
     State(c): State<Arc<Central>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Result<Json<wire::LoginRequest>, JsonRejection>,
-) -> Response {
-    let Json(req) = match body {
-        Ok(b) => b,
-        Err(e) => return bad_json(e).into_response(),
-    };
-    let now = jiff::Timestamp::now();
-    match c.users.login(&req.username, &req.password, peer.ip(), now).await {
+) -> ApiResult<Json<wire::LoginResponse>> {
+    let Json(req) = body.map_err(bad_json)?;
+    let client = peer.ip().to_string();
+    match c
+        .users
+        .login(&req.username, &req.password, peer.ip(), jiff::Timestamp::now())
+        .await
+    {
         Ok((token, session)) => {
-            let user = match c.users.get(session.user) {
-                Ok(u) => u,
-                Err(e) => return ApiError::from(e).into_response(),
-            };
-            c.audit_quietly(&format!("user:{}", user.id), "login", None, serde_json::json!({"name": user.username, "client": peer.ip().to_string()})).await;
-            Json(wire::LoginResponse {
+            let user = c.users.get(session.user)?;
+            c.audit(&user, Action::Login, None, serde_json::json!({"client": client}))
+                .await?;
+            Ok(Json(wire::LoginResponse {
                 token,
                 expires: session.expires.to_string(),
                 user: user_info(&user),
-            })
-            .into_response()
+            }))
         }
         Err(e) => {
-            c.audit_quietly(
+            let name: String = req.username.chars().take(64).collect();
+            c.audit_as(
                 "anonymous",
-                "login_failed",
+                Action::LoginFailed,
                 None,
-                serde_json::json!({"name": req.username.chars().take(64).collect::<String>(), "client": peer.ip().to_string()}),
+                serde_json::json!({"name": name, "client": client, "limited": e.retry_after_secs.is_some()}),
             )
-            .await;
-            match e.retry_after_secs {
-                Some(secs) => {
-                    let mut r = ApiError(e.error, Some(StatusCode::TOO_MANY_REQUESTS)).into_response();
-                    r.headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-                    r
-                }
-                None => ApiError::from(e.error).into_response(),
-            }
+            .await?;
+            Err(ApiError(
+                e.error,
+                e.retry_after_secs.map(|_| StatusCode::TOO_MANY_REQUESTS),
+                None,
+            )
+            .with_retry_after(e.retry_after_secs))
         }
     }
 }
@@ -179,7 +176,7 @@ async fn logout(State(c): State<Arc<Central>>, Caller(u): Caller, req: Request) 
         .unwrap_or_default()
         .to_owned();
     c.users.logout(&token).await?;
-    c.audit(&u, "logout", None, serde_json::json!({})).await?;
+    c.audit(&u, Action::Logout, None, serde_json::json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -208,7 +205,7 @@ async fn create_user(
         .users
         .create(&req.username, &req.password, role, scopes, jiff::Timestamp::now())
         .await?;
-    c.audit(&u, "user_created", None, serde_json::json!({"user": created.id.to_string(), "name": created.username, "role": role.as_str()}))
+    c.audit(&u, Action::UserCreated, None, serde_json::json!({"user": created.id.to_string(), "name": created.username, "role": role.as_str()}))
         .await?;
     Ok((StatusCode::CREATED, Json(user_info(&created))))
 }
@@ -241,7 +238,7 @@ async fn update_user(
     let updated = c.users.update(id, change).await?;
     c.audit(
         &u,
-        "user_changed",
+        Action::UserChanged,
         None,
         serde_json::json!({"user": id.to_string(), "role": req.role, "scopes": req.scopes,
             "password_changed": req.password.is_some(), "disabled": req.disabled}),
@@ -258,7 +255,7 @@ async fn delete_user(
     authz::check(&u, Permission::ManageUsers, &authz::republic(), "user")?;
     let id: UserId = path_id(&id, "user")?;
     c.users.delete(id).await?;
-    c.audit(&u, "user_deleted", None, serde_json::json!({"user": id.to_string()}))
+    c.audit(&u, Action::UserDeleted, None, serde_json::json!({"user": id.to_string()}))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -331,7 +328,7 @@ async fn create_enrolment_token(
             .create_token(&central.pki, region, Duration::from_secs(ttl), &actor)
     })
     .await?;
-    c.audit(&u, "enrolment_token_created", None, serde_json::json!({"region": region.to_string(), "expires": t.expires.to_string()}))
+    c.audit(&u, Action::EnrolmentTokenCreated, None, serde_json::json!({"region": region.to_string(), "expires": t.expires.to_string()}))
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -511,7 +508,7 @@ async fn add_camera(
     if !region.is_within(&r.region) {
         return Err(err!(InvalidArgument, "region: {region} is outside the recorder's region {}", r.region).into());
     }
-    c.audit(&u, "camera_added", None, serde_json::json!({"recorder": r.id.to_string(), "name": req.name}))
+    c.audit(&u, Action::CameraAdded, None, serde_json::json!({"recorder": r.id.to_string(), "name": req.name}))
         .await?;
     let body = serde_json::to_vec(&req).map_err(|e| err!(Internal, "{e}"))?;
     relay_json(&c, r.id, Method::POST, "/api/v1/cameras", Some(body)).await
@@ -527,7 +524,7 @@ async fn update_camera(
     let Json(req) = body.map_err(bad_json)?;
     let region: RegionCode = req.region.parse().map_err(|e: Error| e.context("region"))?;
     authz::check(&u, Permission::ManageCameras, &region, "region")?;
-    c.audit(&u, "camera_changed", Some(e.id), serde_json::json!({"recorder": e.recorder.to_string(), "name": req.name}))
+    c.audit(&u, Action::CameraChanged, Some(e.id), serde_json::json!({"recorder": e.recorder.to_string(), "name": req.name}))
         .await?;
     let body = serde_json::to_vec(&req).map_err(|e| err!(Internal, "{e}"))?;
     relay_json(&c, e.recorder, Method::PUT, &format!("/api/v1/cameras/{}", e.id), Some(body)).await
@@ -539,7 +536,7 @@ async fn remove_camera(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let e = visible_camera(&c, &u, &id, Permission::ManageCameras)?;
-    c.audit(&u, "camera_removed", Some(e.id), serde_json::json!({"recorder": e.recorder.to_string()}))
+    c.audit(&u, Action::CameraRemoved, Some(e.id), serde_json::json!({"recorder": e.recorder.to_string()}))
         .await?;
     relay_json(&c, e.recorder, Method::DELETE, &format!("/api/v1/cameras/{}", e.id), None).await
 }
@@ -636,7 +633,7 @@ async fn media_token(
     let token = token::issue(c.pki.token_key(), &claims)?;
     c.audit(
         &u,
-        "token_issued",
+        Action::TokenIssued,
         Some(e.id),
         serde_json::json!({"token": claims.jti, "recorder": e.recorder.to_string(), "purpose": purpose.as_str(),
             "stream": stream, "from": claims.from, "to": claims.to, "exp": claims.exp}),
@@ -704,7 +701,15 @@ async fn relay(
         }
     }
     let out = out.body(body).map_err(|e| err!(InvalidArgument, "{e}"))?;
-    tracing::info!(recorder = %id, path = %path.split('/').nth(3).unwrap_or(""), "relaying media");
+    let camera = path.split('/').nth(3).and_then(|c| c.parse::<CameraId>().ok());
+    c.audit_as(
+        "central",
+        Action::Proxy,
+        camera,
+        serde_json::json!({"recorder": id.to_string(), "method": parts.method.as_str(),
+            "endpoint": path.rsplit('/').next().unwrap_or("")}),
+    )
+    .await?;
     let resp = c.channels.call(id, out, RELAY_DEADLINE).await?;
     let (mut head, body) = resp.into_parts();
     head.headers.remove(header::CONNECTION);
