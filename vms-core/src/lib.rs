@@ -1,10 +1,12 @@
-//! Shared domain types of the network: errors, ids, region codes, time and time quality, and
-//! the reasons a recording can have a gap. Plain Rust; no server framework, no other crate of ours.
+//! Shared domain types of the network: errors, ids, region codes and the region tree, registry
+//! numbers, time and time quality, and the reasons a recording can have a gap. Plain Rust; no
+//! server framework, no other crate of ours.
 
 pub mod error;
 pub mod gap;
 pub mod id;
 pub mod region;
+pub mod registry;
 pub mod text;
 pub mod time;
 pub mod wire;
