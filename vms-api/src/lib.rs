@@ -1,1 +1,3 @@
 //! The central control plane: registry, directory, users, tokens, audit.
+
+pub mod regions;
