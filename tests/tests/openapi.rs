@@ -1464,7 +1464,7 @@ async fn a_running_recorder_serves_and_answers_as_the_openapi_document_says() {
         "name": "Spec camera A",
         "region": "751110000",
         "class": "city",
-        "code": "75111000011320000001",
+        "code": "75111000013100000001",
         "streams": [{"name": "main", "url": sim.url("spec", "main", None), "transport": "tcp"}],
         "installed_by": "an unknown field, ignored"
     });

@@ -9,6 +9,7 @@ pub mod channel;
 pub mod config;
 pub mod federation;
 pub mod pki;
+pub mod regions;
 pub mod registry;
 pub mod service;
 pub mod store;

@@ -1,6 +1,6 @@
-//! Shared domain types of the network: errors, ids, region codes, time and time quality, the
-//! reasons a recording can have a gap, media tokens and the audit chain. Plain Rust; no server
-//! framework, no other crate of ours.
+//! Shared domain types of the network: errors, ids, region codes and the region tree, registry
+//! numbers, time and time quality, the reasons a recording can have a gap, media tokens and the
+//! audit chain. Plain Rust; no server framework, no other crate of ours.
 
 pub mod audit;
 pub mod error;
@@ -8,6 +8,7 @@ pub mod gap;
 pub mod id;
 pub mod keyfile;
 pub mod region;
+pub mod registry;
 pub mod text;
 pub mod time;
 pub mod token;

@@ -249,7 +249,7 @@ fn camera_response(c: &Camera, streams: &[(String, Progress, Connection)]) -> wi
         name: c.spec.name.clone(),
         region: c.spec.region.to_string(),
         class: c.spec.class.to_string(),
-        code: c.spec.code.clone(),
+        code: c.spec.code.map(|n| n.to_string()),
         streams: c
             .spec
             .streams
@@ -1112,7 +1112,7 @@ async fn evidence(
             id: camera,
             name: c.spec.name.clone(),
             region: c.spec.region,
-            code: c.spec.code.clone(),
+            code: c.spec.code.map(|n| n.to_string()),
         },
         stream: req.stream.clone(),
         requested: (range.start, range.end),

@@ -9,6 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use vms_core::id::CameraId;
 use vms_core::region::RegionCode;
+use vms_core::registry::RegistryNumber;
 use vms_core::{Error, bail, err};
 
 use crate::archive::layout::check_stream_name;
@@ -87,8 +88,9 @@ pub struct CameraSpec {
     pub name: String,
     pub region: RegionCode,
     pub class: CameraClass,
-    /// The GB/T 28181-style registry number, assigned by regional IT.
-    pub code: Option<String>,
+    /// The registry number regional IT assigned, if any (`spec/identity.md`): a camera's,
+    /// issued in `region` or a region above it.
+    pub code: Option<RegistryNumber>,
     pub streams: Vec<StreamSpec>,
 }
 
@@ -126,10 +128,9 @@ impl CameraSpec {
         if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
             bail!(InvalidArgument, "name: 1 to 128 printable characters");
         }
-        if let Some(code) = &self.code
-            && (code.is_empty() || code.len() > 32 || !code.bytes().all(|b| b.is_ascii_digit()))
-        {
-            bail!(InvalidArgument, "code: up to 32 digits");
+        if let Some(code) = &self.code {
+            code.check_camera(&self.region)
+                .map_err(|e| e.context("code"))?;
         }
         if self.streams.is_empty() || self.streams.len() > 4 {
             bail!(InvalidArgument, "streams: 1 to 4 streams");
@@ -208,6 +209,20 @@ mod tests {
         let mut s = spec();
         s.streams[0].url = "file:///etc/passwd".into();
         assert!(s.validate().is_err());
+        for (code, ok) in [
+            ("75111000013100000001", true),
+            ("75000000013100000001", true),
+            ("71000000013100000001", false),
+            ("75111000011800000001", false),
+        ] {
+            let mut s = spec();
+            s.code = Some(code.parse().unwrap());
+            let r = s.validate();
+            assert_eq!(r.is_ok(), ok, "{code}: {r:?}");
+            if let Err(e) = r {
+                assert!(e.to_string().starts_with("code: "), "{e}");
+            }
+        }
         assert!(!format!("{:?}", spec()).contains("hunter2"));
     }
 }

@@ -184,6 +184,8 @@ pub struct CameraConfig {
     pub name: String,
     pub region: String,
     pub class: String,
+    /// The camera's registry number (`spec/identity.md`): 20 digits, a camera's (device type
+    /// 131), issued in `region` or a region above it. None by default.
     #[serde(default)]
     pub code: Option<String>,
     pub streams: Vec<StreamConfig>,
@@ -307,6 +309,12 @@ impl CameraConfig {
             .parse()
             .map_err(|e: Error| e.context("region"))?;
         let class: CameraClass = self.class.parse().map_err(|e: Error| e.context("class"))?;
+        let code = self
+            .code
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: Error| e.context("code"))?;
         let streams = self
             .streams
             .iter()
@@ -335,7 +343,7 @@ impl CameraConfig {
             name: self.name.clone(),
             region,
             class,
-            code: self.code.clone(),
+            code,
             streams,
         };
         spec.validate()?;
@@ -398,6 +406,14 @@ mod tests {
             (GOOD.replace("0123456789abcdef", "short"), "admin_token"),
             (GOOD.replace("751110000", "75"), "camera[0]: region"),
             (GOOD.replace("safe_yard", "zoo"), "camera[0]: class"),
+            (
+                GOOD.replace("class =", "code = \"7511100001310000001\"\nclass ="),
+                "camera[0]: code: registry number",
+            ),
+            (
+                GOOD.replace("class =", "code = \"71000000013100000001\"\nclass ="),
+                "camera[0]: code: registry number 71000000013100000001 was issued in region",
+            ),
             (
                 GOOD.replace("name = \"main\"", "name = \"../x\""),
                 "stream name",

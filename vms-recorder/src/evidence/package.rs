@@ -360,7 +360,7 @@ pub(crate) mod tests {
                 id: "01JD0000000000000000000002".parse().unwrap(),
                 name: "Gate 1, Abay Ave".into(),
                 region: "751110000".parse().unwrap(),
-                code: Some("75111000013200000001".into()),
+                code: Some("75111000013100000001".into()),
             },
             stream: "main".into(),
             requested: (t("2026-11-26T12:00:00Z"), t("2026-11-26T12:10:00Z")),
@@ -398,7 +398,7 @@ pub(crate) mod tests {
     "id": "01JD0000000000000000000002",
     "name": "Gate 1, Abay Ave",
     "region": "751110000",
-    "code": "75111000013200000001"
+    "code": "75111000013100000001"
   },
   "stream": "main",
   "requested": {
