@@ -46,12 +46,6 @@ impl DeviceType {
     }
 }
 
-impl fmt::Display for DeviceType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:03} ({})", self.code(), self.name())
-    }
-}
-
 /// A validated registry number: 20 ASCII digits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RegistryNumber {
@@ -114,9 +108,14 @@ impl FromStr for RegistryNumber {
         })?;
         let code: u16 = s[9..12].parse().expect("three digits");
         let Some(device_type) = DeviceType::ALL.into_iter().find(|t| t.code() == code) else {
+            let known: Vec<String> = DeviceType::ALL
+                .iter()
+                .map(|t| format!("{} ({})", t.code(), t.name()))
+                .collect();
             bail!(
                 InvalidArgument,
-                "registry number {s:?}: device type {code:03} is not one of 118 (recorder), 131 (camera), 200 (central server)"
+                "registry number {s:?}: device type {code:03} is not one of {}",
+                known.join(", ")
             );
         };
         let serial: u32 = s[12..].parse().expect("eight digits");
@@ -199,7 +198,10 @@ mod tests {
             ("+5111000013100000042", "20 digits"),
             ("75111000013100000 42", "20 digits"),
             ("٧٥١١١٠٠٠٠١٣١٠٠٠٠٠٠٤", "20 digits"),
-            ("75111000013200000042", "device type 132"),
+            (
+                "75111000013200000042",
+                "device type 132 is not one of 118 (recorder), 131 (camera), 200 (central server)",
+            ),
             ("75111000099900000042", "device type 999"),
             ("00111000013100000042", "region part"),
             ("75111000013100000000", "serial 00000000"),
