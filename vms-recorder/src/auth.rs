@@ -351,6 +351,13 @@ mod tests {
                 "token claims from/to",
             );
         }
+        // Every stream (a hold on all of them) needs a token for every stream.
+        let every = Footage {
+            stream: ANY_STREAM,
+            ..want(&playback, within.clone())
+        };
+        denied(&user(&|_| {}), &every, "token claim str");
+        authorize(&user(&|c| c.stream = "*".into()), &every).unwrap();
         // A segment overlapping the range's edge is granted, one beyond it is not.
         let edge = Span::Overlapping(t("2026-11-26T09:59:30Z")..t("2026-11-26T10:00:30Z"));
         authorize(&user(&|_| {}), &want(&playback, edge)).unwrap();
