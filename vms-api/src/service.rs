@@ -102,7 +102,7 @@ impl Central {
 
     /// The name of a region, when the region tree lists it.
     pub fn region_name(&self, code: &vms_core::region::RegionCode) -> Option<String> {
-        self.regions.name(code).map(str::to_owned)
+        self.regions.name(code).map(|n| n.en().to_owned())
     }
 }
 

@@ -134,6 +134,8 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/holds", get(list_holds))
         .route("/api/v1/evidence/key", get(evidence_key))
         .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/recordings/query", post(query_recordings))
+        .route("/api/v1/channel/events", get(crate::link::events))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn(admin_only));
     // Each of these authorises its own request with `auth::authorize`.
@@ -391,13 +393,60 @@ async fn recordings(
             central: true,
         },
     )?;
+    Ok(Json(list_recordings(&s, id, q.stream, start..end).await?))
+}
+
+/// `POST /api/v1/recordings/query`: the listings of many cameras at once, for central's
+/// federated queries. Cameras this recorder does not have are named in `unknown`.
+async fn query_recordings(
+    State(s): State<Arc<Service>>,
+    body: Result<Json<wire::RecordingsQuery>, JsonRejection>,
+) -> ApiResult<Json<wire::RecordingsQueryResult>> {
+    let Json(q) = body.map_err(bad_json)?;
+    if q.cameras.len() > 1000 {
+        return Err(err!(InvalidArgument, "cameras: at most 1000").into());
+    }
+    let range = time_range(&q.start, &q.end, MAX_LISTING_SECS)?;
+    let stream = q.stream.unwrap_or_else(|| "main".to_owned());
+    let mut out = wire::RecordingsQueryResult {
+        results: Vec::new(),
+        unknown: Vec::new(),
+    };
+    for raw in q.cameras {
+        let listed = match raw.parse::<CameraId>() {
+            Ok(id) => list_recordings(&s, id, stream.clone(), range.clone()).await,
+            Err(e) => Err(e.into()),
+        };
+        match listed {
+            Ok(r) => out.results.push(r),
+            Err(ApiError(e, _)) if e.kind() == vms_core::ErrorKind::NotFound
+                || e.kind() == vms_core::ErrorKind::InvalidArgument => out.unknown.push(raw),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Json(out))
+}
+
+/// The recorded ranges and gaps of one camera's stream over `[start, end)`, including the
+/// durable part of the segment being written.
+async fn list_recordings(
+    s: &Arc<Service>,
+    id: CameraId,
+    stream_name: String,
+    std::ops::Range { start, end }: std::ops::Range<Time90k>,
+) -> ApiResult<wire::Recordings> {
     let (camera, streams) = s
         .camera(id)
         .await
         .ok_or_else(|| err!(NotFound, "no camera {id}"))?;
-    if !camera.spec.streams.iter().any(|st| st.name == q.stream) {
-        return Err(err!(NotFound, "camera {id} has no stream {:?}", q.stream).into());
+    if !camera.spec.streams.iter().any(|st| st.name == stream_name) {
+        return Err(err!(NotFound, "camera {id} has no stream {stream_name:?}").into());
     }
+    let q = RecordingsQuery {
+        stream: stream_name,
+        start: String::new(),
+        end: String::new(),
+    };
     let index = s.index.clone();
     let stream = q.stream.clone();
     let rows = tokio::task::spawn_blocking(move || index.list(id, &stream, start..end))
@@ -495,14 +544,14 @@ async fn recordings(
             gaps.push(gap(prev_end, end.min(s.clocks.realtime()), reason));
         }
     }
-    Ok(Json(wire::Recordings {
+    Ok(wire::Recordings {
         camera: id.to_string(),
         stream: q.stream,
         start: start.to_rfc3339(),
         end: end.to_rfc3339(),
         ranges,
         gaps,
-    }))
+    })
 }
 
 /// `start` and `end` of a query: RFC 3339, in order, at most `max_secs` apart.

@@ -136,7 +136,7 @@ pub fn entry(camera: &Camera, streams: &[(String, Connection)]) -> CatalogCamera
         name: camera.spec.name.clone(),
         region: camera.spec.region.to_string(),
         class: camera.spec.class.to_string(),
-        code: camera.spec.code.clone(),
+        code: camera.spec.code.map(|c| c.to_string()),
         location: None,
         status: status.into(),
         streams,
