@@ -62,6 +62,7 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action, in the order above.
     pub const ALL: [Action; 20] = [
         Action::Export,
         Action::EvidenceExport,
