@@ -168,6 +168,11 @@ impl Audit {
         blocking(move || inner.ingest(recorder, &lines)).await
     }
 
+    /// The head of central's own log.
+    pub fn own_head(&self) -> Head {
+        lock(&self.0.own_head).clone()
+    }
+
     /// The head of central's copy of a recorder's log: the recorder ships the records after
     /// it.
     pub fn head(&self, recorder: RecorderId) -> Result<Head, Error> {

@@ -278,7 +278,7 @@ async fn subscribe(
 ) -> Result<(), Error> {
     let id = record.id;
     let version = central.catalog.version(id)?;
-    let audit_seq = 0;
+    let audit_seq = central.audit.head(id)?.seq;
     let uri = format!(
         "https://{id}.recorder.vms/api/v1/channel/events?catalog_epoch={}&catalog_seq={}&audit_seq={audit_seq}",
         version.as_ref().map_or("", |v| v.epoch.as_str()),
@@ -383,7 +383,22 @@ async fn apply(central: &Arc<Central>, record: &RecorderRecord, line: &[u8]) -> 
             central.registry.heartbeat(id, Some(status));
             Ok(())
         }
-        ChannelEvent::Audit { .. } | ChannelEvent::Unknown => Ok(()),
+        // A log that does not continue central's copy is refused and reported, and the
+        // channel stays up: recording, catalog and heartbeats are not the audit's hostages.
+        ChannelEvent::Audit { records } => {
+            if let Err(e) = central.audit.ingest(id, &records).await {
+                tracing::error!(recorder = %id, err = %e, "audit records refused");
+            }
+            Ok(())
+        }
+        ChannelEvent::Checkpoint { checkpoint } => {
+            let key = recorder_key(record)?;
+            if let Err(e) = central.audit.store_checkpoint(id, &checkpoint, &key).await {
+                tracing::error!(recorder = %id, err = %e, "audit checkpoint refused");
+            }
+            Ok(())
+        }
+        ChannelEvent::Unknown => Ok(()),
     }
 }
 
@@ -402,4 +417,11 @@ pub fn stream_body(body: hyper::body::Incoming) -> Body {
         body.map_err(axum::Error::new)
             .map_frame(|f| f.map_data(Bytes::from)),
     )
+}
+
+/// A recorder's certified key, as it enrolled with it.
+pub fn recorder_key(record: &RecorderRecord) -> Result<ed25519_dalek::VerifyingKey, Error> {
+    use ed25519_dalek::pkcs8::DecodePublicKey;
+    ed25519_dalek::VerifyingKey::from_public_key_pem(&record.public_key_pem)
+        .map_err(|e| err!(DataLoss, "recorder {}: its stored key: {e}", record.id))
 }

@@ -39,8 +39,8 @@ pub async fn recordings(
         };
         async move {
             let answer: Result<RecordingsQueryResult, Error> = async {
-                let body = serde_json::to_vec(&query)
-                    .map_err(|e| vms_core::err!(Internal, "{e}"))?;
+                let body =
+                    serde_json::to_vec(&query).map_err(|e| vms_core::err!(Internal, "{e}"))?;
                 central
                     .channels
                     .json(
@@ -89,10 +89,8 @@ pub async fn recordings(
                 out.missing.push(MissingRecorder {
                     recorder: recorder.to_string(),
                     name: record.as_ref().map_or_else(String::new, |r| r.name.clone()),
-                    region: record.map_or_else(
-                        || entries[0].region.to_string(),
-                        |r| r.region.to_string(),
-                    ),
+                    region: record
+                        .map_or_else(|| entries[0].region.to_string(), |r| r.region.to_string()),
                     cameras: entries.iter().map(|e| e.camera.id.clone()).collect(),
                     reason: reason.into(),
                 });

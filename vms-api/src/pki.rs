@@ -131,7 +131,7 @@ impl Pki {
             .to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
             .map_err(|e| pki_err("encoding the token key", e))?;
         Ok(vms_core::wire::TokenKeyPem {
-            kid: token_kid(&public),
+            kid: vms_core::token::key_id(&public),
             public_key_pem: pem,
         })
     }
@@ -219,14 +219,6 @@ fn server_config(
         config.alpn_protocols = vec![ALPN_CHANNEL.to_vec(), ALPN_HTTP1.to_vec()];
         Ok(config)
     }
-}
-
-/// `ed25519-` and the first 16 hex digits of the SHA-256 of the key's SPKI DER
-/// (spec/media-token.md).
-fn token_kid(key: &ed25519_dalek::VerifyingKey) -> String {
-    use ed25519_dalek::pkcs8::EncodePublicKey;
-    let der = key.to_public_key_der().expect("an Ed25519 key encodes");
-    format!("ed25519-{}", &sha256_hex(der.as_bytes())[..16])
 }
 
 /// The crypto provider of every TLS configuration here.

@@ -11,6 +11,7 @@ use vms_core::audit::Action;
 use vms_core::id::CameraId;
 use vms_core::{Error, IoResultExt, err};
 
+use crate::audit::Audit;
 use crate::catalog::Catalog;
 use crate::channel::Channels;
 use crate::config::Config;
@@ -18,7 +19,6 @@ use crate::pki::Pki;
 use crate::registry::Registry;
 use crate::store::Store;
 use crate::users::{User, Users};
-use crate::audit::Audit;
 
 pub struct Central {
     pub config: Config,
@@ -97,7 +97,10 @@ impl Central {
             serde_json::Value::Object(m) => m,
             _ => serde_json::Map::new(),
         };
-        self.audit.append(actor, action, camera, details).await.map(|_| ())
+        self.audit
+            .append(actor, action, camera, details)
+            .await
+            .map(|_| ())
     }
 
     /// The name of a region, when the region tree lists it.
@@ -147,6 +150,7 @@ pub async fn run(
         stop_rx.clone(),
     ));
     tokio::spawn(expire_heartbeats(central.clone(), stop_rx.clone()));
+    tokio::spawn(housekeeping(central.clone(), stop_rx.clone()));
     let mut stop = stop_rx;
     axum::serve(
         api,
@@ -177,4 +181,31 @@ async fn expire_heartbeats(central: Arc<Central>, mut stop: tokio::sync::watch::
 /// Resolves once the stop signal is given (or its sender is gone).
 pub async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|&s| s).await;
+}
+
+/// How often central signs its own audit head and forgets expired sessions.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
+
+async fn housekeeping(central: Arc<Central>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+    let mut signed = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stopped(&mut stop) => return,
+        }
+        if signed.as_ref() != Some(&central.audit.own_head()) {
+            match central.audit.checkpoint_own(central.pki.token_key()).await {
+                Ok(c) => signed = Some(c.head()),
+                Err(e) => tracing::error!(err = %e, "signing central's audit checkpoint"),
+            }
+        }
+        let c = central.clone();
+        let purged =
+            tokio::task::spawn_blocking(move || c.users.purge_expired(jiff::Timestamp::now()))
+                .await;
+        if let Ok(Err(e)) = purged {
+            tracing::warn!(err = %e, "purging expired sessions");
+        }
+    }
 }

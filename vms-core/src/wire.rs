@@ -386,6 +386,8 @@ pub enum ChannelEvent {
     },
     /// Audit records after central's cursor, as the exact stored lines.
     Audit { records: Vec<String> },
+    /// The head of the recorder's audit log, signed with its certified key.
+    Checkpoint { checkpoint: SignedCheckpoint },
     #[serde(other)]
     Unknown,
 }

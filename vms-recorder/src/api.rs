@@ -419,8 +419,12 @@ async fn query_recordings(
         };
         match listed {
             Ok(r) => out.results.push(r),
-            Err(ApiError(e, _)) if e.kind() == vms_core::ErrorKind::NotFound
-                || e.kind() == vms_core::ErrorKind::InvalidArgument => out.unknown.push(raw),
+            Err(ApiError(e, _))
+                if e.kind() == vms_core::ErrorKind::NotFound
+                    || e.kind() == vms_core::ErrorKind::InvalidArgument =>
+            {
+                out.unknown.push(raw)
+            }
             Err(e) => return Err(e),
         }
     }

@@ -120,9 +120,7 @@ pub fn entry(camera: &Camera, streams: &[(String, Connection)]) -> CatalogCamera
         .iter()
         .map(|s| CatalogStream {
             name: s.name.clone(),
-            connected: streams
-                .iter()
-                .any(|(n, c)| *n == s.name && c.connected),
+            connected: streams.iter().any(|(n, c)| *n == s.name && c.connected),
         })
         .collect();
     let up = streams.iter().filter(|s| s.connected).count();

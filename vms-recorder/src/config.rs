@@ -239,9 +239,16 @@ impl Config {
 
     fn validate(&self) -> Result<(), Error> {
         if let Some(c) = &self.central {
-            let url = url::Url::parse(&c.url).map_err(|e| err!(InvalidArgument, "central.url: {e}"))?;
-            if url.scheme() != "https" || url.host().is_none() || url.port_or_known_default().is_none() {
-                return Err(err!(InvalidArgument, "central.url: must be https://HOST:PORT"));
+            let url =
+                url::Url::parse(&c.url).map_err(|e| err!(InvalidArgument, "central.url: {e}"))?;
+            if url.scheme() != "https"
+                || url.host().is_none()
+                || url.port_or_known_default().is_none()
+            {
+                return Err(err!(
+                    InvalidArgument,
+                    "central.url: must be https://HOST:PORT"
+                ));
             }
             vms_core::text::check_text("central.name", &c.name, 128)?;
         }

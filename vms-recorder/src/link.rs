@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use vms_core::keyfile::write_atomically;
+use vms_core::token::TokenKey;
 use vms_core::wire::{self, ChannelEvent, EnrolRequest, EnrolResponse};
 use vms_core::{Error, IoResultExt, bail, err};
 
@@ -54,12 +55,6 @@ pub struct Enrolment {
     pub enrolled: String,
 }
 
-/// The token keys file as `crate::auth::load_token_keys` reads it.
-#[derive(Serialize, Deserialize)]
-pub struct TokenKeys {
-    pub keys: Vec<wire::TokenKeyPem>,
-}
-
 fn dir(data_dir: &Path) -> PathBuf {
     data_dir.join(DIR)
 }
@@ -78,7 +73,11 @@ pub fn load(data_dir: &Path) -> Result<Option<Enrolment>, Error> {
 
 /// Keeps the link up until `stop` fires: enrols first if it must, then dials the channel
 /// again and again.
-pub async fn run(service: Arc<Service>, config: CentralConfig, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub async fn run(
+    service: Arc<Service>,
+    config: CentralConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut backoff = Duration::from_secs(1);
     loop {
         let started = tokio::time::Instant::now();
@@ -146,7 +145,12 @@ async fn connect(
     };
     tokio::time::timeout(CONNECT_TIMEOUT, dial)
         .await
-        .map_err(|_| err!(Unavailable, "central {host}:{port}: no connection within {CONNECT_TIMEOUT:?}"))?
+        .map_err(|_| {
+            err!(
+                Unavailable,
+                "central {host}:{port}: no connection within {CONNECT_TIMEOUT:?}"
+            )
+        })?
 }
 
 /// Checks the server against the root its certificate chain carries, once that root's
@@ -174,10 +178,13 @@ impl rustls::client::danger::ServerCertVerifier for PinnedRoot {
             })?;
         let mut roots = rustls::RootCertStore::empty();
         roots.add(root.clone().into_owned())?;
-        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
-            .build()
-            .map_err(|e| rustls::Error::General(e.to_string()))?
-            .verify_server_cert(end_entity, &[], server_name, ocsp, now)
+        rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            self.provider.clone(),
+        )
+        .build()
+        .map_err(|e| rustls::Error::General(e.to_string()))?
+        .verify_server_cert(end_entity, &[], server_name, ocsp, now)
     }
 
     fn verify_tls12_signature(
@@ -186,7 +193,12 @@ impl rustls::client::danger::ServerCertVerifier for PinnedRoot {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -195,7 +207,12 @@ impl rustls::client::danger::ServerCertVerifier for PinnedRoot {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
@@ -221,7 +238,12 @@ async fn enrol(service: &Arc<Service>, config: &CentralConfig) -> Result<Enrolme
         .rsplit('.')
         .next()
         .filter(|p| p.len() == 64 && p.bytes().all(|b| b.is_ascii_hexdigit()))
-        .ok_or_else(|| err!(InvalidArgument, "central.enrolment_token: not an enrolment token"))?
+        .ok_or_else(|| {
+            err!(
+                InvalidArgument,
+                "central.enrolment_token: not an enrolment token"
+            )
+        })?
         .to_ascii_lowercase();
     let provider = provider();
     let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -248,9 +270,10 @@ async fn enrol(service: &Arc<Service>, config: &CentralConfig) -> Result<Enrolme
         public_url: config.public_url.clone(),
     };
     let body = serde_json::to_vec(&req).map_err(|e| err!(Internal, "{e}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .map_err(|e| err!(Unavailable, "enrolment: {e}"))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| err!(Unavailable, "enrolment: {e}"))?;
     tokio::spawn(conn);
     let (host, port, _) = host_and_port(&config.url)?;
     let request = hyper::Request::post("/api/v1/enrol")
@@ -273,8 +296,8 @@ async fn enrol(service: &Arc<Service>, config: &CentralConfig) -> Result<Enrolme
             .unwrap_or_else(|_| status.to_string());
         bail!(FailedPrecondition, "central refused the enrolment: {msg}");
     }
-    let resp: EnrolResponse = serde_json::from_slice(&bytes)
-        .map_err(|e| err!(Unavailable, "enrolment answer: {e}"))?;
+    let resp: EnrolResponse =
+        serde_json::from_slice(&bytes).map_err(|e| err!(Unavailable, "enrolment answer: {e}"))?;
     let enrolment = Enrolment {
         central_url: config.url.clone(),
         spec_version: resp.spec_version.clone(),
@@ -290,22 +313,32 @@ async fn enrol(service: &Arc<Service>, config: &CentralConfig) -> Result<Enrolme
 /// Stores what enrolment gave (the enrolment record last, so a crash midway enrols again)
 /// and puts the certificate and token keys to use.
 fn keep(service: &Service, resp: &EnrolResponse, enrolment: &Enrolment) -> Result<(), Error> {
-    for k in &resp.token_keys {
-        ed25519_dalek::VerifyingKey::from_public_key_pem(&k.public_key_pem)
-            .map_err(|e| err!(InvalidArgument, "central's token key {}: {e}", k.kid))?;
-    }
+    let keys = resp
+        .token_keys
+        .iter()
+        .map(|k| {
+            let key = ed25519_dalek::VerifyingKey::from_public_key_pem(&k.public_key_pem)
+                .map_err(|e| err!(InvalidArgument, "central's token key {}: {e}", k.kid))?;
+            let key = TokenKey::new(key);
+            if key.kid != k.kid {
+                bail!(
+                    InvalidArgument,
+                    "central's token key {}: its kid is {}",
+                    k.kid,
+                    key.kid
+                );
+            }
+            Ok(key)
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
     let d = dir(&service.data_dir);
     std::fs::create_dir_all(&d).io_context(|| format!("creating {}", d.display()))?;
     write_atomically(&d.join(ROOT_FILE), resp.root_certificate_pem.as_bytes())?;
-    let keys = serde_json::to_vec_pretty(&TokenKeys {
-        keys: resp.token_keys.clone(),
-    })
-    .map_err(|e| err!(Internal, "{e}"))?;
-    write_atomically(&service.data_dir.join(crate::auth::TOKEN_KEYS_FILE), &keys)?;
+    crate::auth::store_token_keys(&service.data_dir, &keys)?;
     service
         .evidence_key
         .set_certificate(&service.data_dir, &resp.certificate_pem)?;
-    service.set_token_keys(crate::auth::load_token_keys(&service.data_dir)?);
+    service.set_token_keys(keys);
     let json = serde_json::to_vec_pretty(enrolment).map_err(|e| err!(Internal, "{e}"))?;
     write_atomically(&d.join(ENROLMENT_FILE), &json)?;
     tracing::info!(spec_version = %enrolment.spec_version, "enrolled with central");
@@ -318,15 +351,21 @@ fn pem_der(pem: &str, what: &str) -> Result<CertificateDer<'static>, Error> {
 }
 
 /// Dials the channel and serves the recorder API on it until it closes.
-async fn channel(service: &Arc<Service>, config: &CentralConfig, enrolment: &Enrolment) -> Result<(), Error> {
+async fn channel(
+    service: &Arc<Service>,
+    config: &CentralConfig,
+    enrolment: &Enrolment,
+) -> Result<(), Error> {
     let d = dir(&service.data_dir);
     let root_pem = std::fs::read_to_string(d.join(ROOT_FILE))
         .io_context(|| format!("reading {}", d.join(ROOT_FILE).display()))?;
     let root = pem_der(&root_pem, "central root certificate")?;
-    let cert_pem = service
-        .evidence_key
-        .certificate()
-        .ok_or_else(|| err!(FailedPrecondition, "enrolled, but the certificate is missing"))?;
+    let cert_pem = service.evidence_key.certificate().ok_or_else(|| {
+        err!(
+            FailedPrecondition,
+            "enrolled, but the certificate is missing"
+        )
+    })?;
     let cert = pem_der(&cert_pem, "recorder certificate")?;
     let mut roots = rustls::RootCertStore::empty();
     roots
@@ -336,7 +375,10 @@ async fn channel(service: &Arc<Service>, config: &CentralConfig, enrolment: &Enr
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| err!(Internal, "TLS: {e}"))?
         .with_root_certificates(roots)
-        .with_client_auth_cert(vec![cert], PrivateKeyDer::Pkcs8(service.evidence_key.pkcs8_der()?))
+        .with_client_auth_cert(
+            vec![cert],
+            PrivateKeyDer::Pkcs8(service.evidence_key.pkcs8_der()?),
+        )
         .map_err(|e| err!(Internal, "TLS client certificate: {e}"))?;
     tls.alpn_protocols = vec![ALPN_CHANNEL.to_vec()];
     // The configured address wins over the one enrolled with (central may move); the trust
@@ -377,10 +419,7 @@ pub struct EventsQuery {
 
 /// `GET /api/v1/channel/events`: the NDJSON stream of what the recorder pushes to central,
 /// from the versions central says it holds. Only central, over the channel, may open it.
-pub async fn events(
-    State(service): State<Arc<Service>>,
-    Query(q): Query<EventsQuery>,
-) -> Response {
+pub async fn events(State(service): State<Arc<Service>>, Query(q): Query<EventsQuery>) -> Response {
     let (tx, rx) = mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(16);
     tokio::spawn(async move {
         if let Err(e) = push(&service, q, &tx).await {
@@ -412,8 +451,9 @@ async fn send(tx: &Tx, event: &ChannelEvent) -> Result<(), Error> {
 
 /// Feeds one event stream until central closes it.
 async fn push(service: &Arc<Service>, q: EventsQuery, tx: &Tx) -> Result<(), Error> {
-    let heartbeat = load(&service.data_dir)?
-        .map_or(Duration::from_secs(5), |e| Duration::from_millis(e.heartbeat_interval_ms));
+    let heartbeat = load(&service.data_dir)?.map_or(Duration::from_secs(5), |e| {
+        Duration::from_millis(e.heartbeat_interval_ms)
+    });
     send(
         tx,
         &ChannelEvent::Hello {
@@ -427,8 +467,25 @@ async fn push(service: &Arc<Service>, q: EventsQuery, tx: &Tx) -> Result<(), Err
     let (mut epoch, mut seq) = (q.catalog_epoch, q.catalog_seq);
     let mut catalog_tick = tokio::time::interval(CATALOG_POLL);
     let mut heartbeat_tick = tokio::time::interval(heartbeat);
+    // The audit head is signed for central with each heartbeat in which the log moved.
+    let mut checkpoint_tick = tokio::time::interval(heartbeat);
+    let mut appended = service.audit_log().subscribe();
+    let mut shipped = q.audit_seq;
+    let mut signed = None;
+    ship_audit(service, tx, &mut shipped).await?;
     loop {
         tokio::select! {
+            Ok(()) = appended.changed() => ship_audit(service, tx, &mut shipped).await?,
+            _ = checkpoint_tick.tick() => {
+                // A signed head whenever the log moved since the last one.
+                let head = service.audit_log().head();
+                if signed.as_ref() != Some(&head) {
+                    let key = &service.evidence_key;
+                    let checkpoint = service.audit_log().checkpoint(|b| key.sign(b), &service.id.to_string());
+                    send(tx, &ChannelEvent::Checkpoint { checkpoint }).await?;
+                    signed = Some(head);
+                }
+            }
             _ = catalog_tick.tick() => {
                 log.refresh(service.catalog_now().await);
                 for ev in log.since(&epoch, seq) {
@@ -445,6 +502,29 @@ async fn push(service: &Arc<Service>, q: EventsQuery, tx: &Tx) -> Result<(), Err
                 }).await?;
             }
             () = tx.closed() => return Ok(()),
+        }
+    }
+}
+
+/// Sends the audit records after `shipped`, in batches, and moves `shipped` on.
+async fn ship_audit(service: &Arc<Service>, tx: &Tx, shipped: &mut u64) -> Result<(), Error> {
+    loop {
+        let (s, after) = (service.clone(), *shipped);
+        let records =
+            tokio::task::spawn_blocking(move || s.audit_log().records_after(after, AUDIT_BATCH))
+                .await
+                .map_err(|e| err!(Internal, "{e}"))??;
+        let Some(last) = records.last() else {
+            return Ok(());
+        };
+        let seq = vms_core::audit::Record::parse(last.as_bytes())
+            .map_err(|e| err!(DataLoss, "audit log: {e}"))?
+            .seq;
+        let n = records.len();
+        send(tx, &ChannelEvent::Audit { records }).await?;
+        *shipped = seq;
+        if n < AUDIT_BATCH {
+            return Ok(());
         }
     }
 }

@@ -188,10 +188,11 @@ fn verify_package(package: &Path, trusted_key: Option<&Path>) -> Result<String, 
 }
 
 /// Serves the API on the current runtime; the service and its streams run on `recording`.
-async fn run(config: Config, recording: tokio::runtime::Handle) -> anyhow::Result<()> {
+async fn run(mut config: Config, recording: tokio::runtime::Handle) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listen: cannot bind {}", config.listen))?;
+    let central = config.central.take();
     let service = recording
         .spawn(async move { Service::start(&config).await })
         .await??;
@@ -203,10 +204,20 @@ async fn run(config: Config, recording: tokio::runtime::Handle) -> anyhow::Resul
         out.flush()?;
     }
     tracing::info!(recorder = %service.id, api = %listener.local_addr()?, "recorder running");
+    // The link to central runs beside the API; recording never waits on it.
+    let (stop_link, link_stopped) = tokio::sync::watch::channel(false);
+    if let Some(central) = central {
+        tokio::spawn(vms_recorder::link::run(
+            service.clone(),
+            central,
+            link_stopped,
+        ));
+    }
     let app = vms_recorder::api::router(service.clone());
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    let _ = stop_link.send(true);
     // A second signal while streams close forces the exit.
     tokio::select! {
         () = service.shutdown() => {}

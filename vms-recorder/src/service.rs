@@ -20,12 +20,12 @@ use crate::archive::{layout, recovery};
 use crate::audit::{Action, Audit};
 use crate::auth::{self, Principal};
 use crate::cameras::{self, Camera, CameraClass, CameraSpec};
+use crate::catalog::CatalogLog;
 use crate::clock::{Clocks, RealClocks};
 use crate::config::Config;
 use crate::evidence::SigningKey;
 use crate::holds::{Hold, Holds};
 use crate::ingest::Source;
-use crate::catalog::CatalogLog;
 use crate::journal::Journal;
 use crate::recording::{Progress, Recording, Target};
 use crate::supervisor::{self, Connection, lock};
@@ -731,6 +731,11 @@ impl Service {
         id: CameraId,
     ) -> Option<(Camera, Vec<(String, Progress, Connection)>)> {
         self.cameras().await.into_iter().find(|(c, _)| c.id == id)
+    }
+
+    /// The audit log, for shipping to central.
+    pub fn audit_log(&self) -> &Audit {
+        &self.audit
     }
 
     /// The catalog as it is now: every camera with whether each stream is connected.

@@ -15,9 +15,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
+use vms_core::audit::Action;
 use vms_core::id::{CameraId, RecorderId, UserId};
 use vms_core::region::RegionCode;
-use vms_core::audit::Action;
 use vms_core::token::{self, Claims, Purpose};
 use vms_core::wire;
 use vms_core::{Error, bail, err};
@@ -135,13 +135,23 @@ async fn login(
     let client = peer.ip().to_string();
     match c
         .users
-        .login(&req.username, &req.password, peer.ip(), jiff::Timestamp::now())
+        .login(
+            &req.username,
+            &req.password,
+            peer.ip(),
+            jiff::Timestamp::now(),
+        )
         .await
     {
         Ok((token, session)) => {
             let user = c.users.get(session.user)?;
-            c.audit(&user, Action::Login, None, serde_json::json!({"client": client}))
-                .await?;
+            c.audit(
+                &user,
+                Action::Login,
+                None,
+                serde_json::json!({"client": client}),
+            )
+            .await?;
             Ok(Json(wire::LoginResponse {
                 token,
                 expires: session.expires.to_string(),
@@ -167,7 +177,11 @@ async fn login(
     }
 }
 
-async fn logout(State(c): State<Arc<Central>>, Caller(u): Caller, req: Request) -> ApiResult<StatusCode> {
+async fn logout(
+    State(c): State<Arc<Central>>,
+    Caller(u): Caller,
+    req: Request,
+) -> ApiResult<StatusCode> {
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -176,7 +190,8 @@ async fn logout(State(c): State<Arc<Central>>, Caller(u): Caller, req: Request) 
         .unwrap_or_default()
         .to_owned();
     c.users.logout(&token).await?;
-    c.audit(&u, Action::Logout, None, serde_json::json!({})).await?;
+    c.audit(&u, Action::Logout, None, serde_json::json!({}))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -186,7 +201,10 @@ async fn me(Caller(u): Caller) -> Json<wire::UserInfo> {
 
 // ---- Users ----
 
-async fn list_users(State(c): State<Arc<Central>>, Caller(u): Caller) -> ApiResult<Json<wire::UserList>> {
+async fn list_users(
+    State(c): State<Arc<Central>>,
+    Caller(u): Caller,
+) -> ApiResult<Json<wire::UserList>> {
     authz::check(&u, Permission::ManageUsers, &authz::republic(), "users")?;
     let users = c.users.list()?.iter().map(user_info).collect();
     Ok(Json(wire::UserList { users }))
@@ -203,7 +221,13 @@ async fn create_user(
     let scopes = parse_scopes(&req.scopes)?;
     let created = c
         .users
-        .create(&req.username, &req.password, role, scopes, jiff::Timestamp::now())
+        .create(
+            &req.username,
+            &req.password,
+            role,
+            scopes,
+            jiff::Timestamp::now(),
+        )
         .await?;
     c.audit(&u, Action::UserCreated, None, serde_json::json!({"user": created.id.to_string(), "name": created.username, "role": role.as_str()}))
         .await?;
@@ -255,8 +279,13 @@ async fn delete_user(
     authz::check(&u, Permission::ManageUsers, &authz::republic(), "user")?;
     let id: UserId = path_id(&id, "user")?;
     c.users.delete(id).await?;
-    c.audit(&u, Action::UserDeleted, None, serde_json::json!({"user": id.to_string()}))
-        .await?;
+    c.audit(
+        &u,
+        Action::UserDeleted,
+        None,
+        serde_json::json!({"user": id.to_string()}),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -277,7 +306,10 @@ fn recorder_info(c: &Central, r: &RecorderRecord) -> wire::RecorderInfo {
     }
 }
 
-async fn list_recorders(State(c): State<Arc<Central>>, Caller(u): Caller) -> ApiResult<Json<wire::RecorderList>> {
+async fn list_recorders(
+    State(c): State<Arc<Central>>,
+    Caller(u): Caller,
+) -> ApiResult<Json<wire::RecorderList>> {
     let recorders = c
         .registry
         .list()?
@@ -289,7 +321,12 @@ async fn list_recorders(State(c): State<Arc<Central>>, Caller(u): Caller) -> Api
 }
 
 /// The recorder of a path, if the caller may see it.
-fn visible_recorder(c: &Central, u: &User, raw: &str, permission: Permission) -> ApiResult<RecorderRecord> {
+fn visible_recorder(
+    c: &Central,
+    u: &User,
+    raw: &str,
+    permission: Permission,
+) -> ApiResult<RecorderRecord> {
     let id: RecorderId = path_id(raw, "recorder")?;
     let r = c
         .registry
@@ -328,8 +365,13 @@ async fn create_enrolment_token(
             .create_token(&central.pki, region, Duration::from_secs(ttl), &actor)
     })
     .await?;
-    c.audit(&u, Action::EnrolmentTokenCreated, None, serde_json::json!({"region": region.to_string(), "expires": t.expires.to_string()}))
-        .await?;
+    c.audit(
+        &u,
+        Action::EnrolmentTokenCreated,
+        None,
+        serde_json::json!({"region": region.to_string(), "expires": t.expires.to_string()}),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(wire::EnrolmentTokenResponse {
@@ -366,9 +408,15 @@ fn directory_query(p: DirectoryParams) -> Result<DirQuery, Error> {
         vms_core::text::check_text("q", q, 256)?;
     }
     if let Some(s) = &p.status
-        && !matches!(s.as_str(), "online" | "degraded" | "offline" | "recorder_offline")
+        && !matches!(
+            s.as_str(),
+            "online" | "degraded" | "offline" | "recorder_offline"
+        )
     {
-        bail!(InvalidArgument, "status: one of online, degraded, offline, recorder_offline");
+        bail!(
+            InvalidArgument,
+            "status: one of online, degraded, offline, recorder_offline"
+        );
     }
     let bbox = p
         .bbox
@@ -378,10 +426,20 @@ fn directory_query(p: DirectoryParams) -> Result<DirQuery, Error> {
                 .split(',')
                 .map(|x| x.trim().parse::<f64>())
                 .collect::<Result<_, _>>()
-                .map_err(|_| err!(InvalidArgument, "bbox: four numbers min_lon,min_lat,max_lon,max_lat"))?;
+                .map_err(|_| {
+                    err!(
+                        InvalidArgument,
+                        "bbox: four numbers min_lon,min_lat,max_lon,max_lat"
+                    )
+                })?;
             match v[..] {
-                [a, b, c, d] if a <= c && b <= d && v.iter().all(|x| x.is_finite()) => Ok([a, b, c, d]),
-                _ => Err(err!(InvalidArgument, "bbox: four numbers min_lon,min_lat,max_lon,max_lat, minimum first")),
+                [a, b, c, d] if a <= c && b <= d && v.iter().all(|x| x.is_finite()) => {
+                    Ok([a, b, c, d])
+                }
+                _ => Err(err!(
+                    InvalidArgument,
+                    "bbox: four numbers min_lon,min_lat,max_lon,max_lat, minimum first"
+                )),
             }
         })
         .transpose()?;
@@ -446,7 +504,12 @@ async fn directory(
 }
 
 /// The camera of a path, if the caller may see it and has `permission` for it.
-fn visible_camera(c: &Central, u: &User, raw: &str, permission: Permission) -> ApiResult<Arc<Entry>> {
+fn visible_camera(
+    c: &Central,
+    u: &User,
+    raw: &str,
+    permission: Permission,
+) -> ApiResult<Arc<Entry>> {
     let id: CameraId = path_id(raw, "camera")?;
     let e = c
         .catalog
@@ -506,10 +569,20 @@ async fn add_camera(
     let region: RegionCode = req.region.parse().map_err(|e: Error| e.context("region"))?;
     authz::check(&u, Permission::ManageCameras, &region, "region")?;
     if !region.is_within(&r.region) {
-        return Err(err!(InvalidArgument, "region: {region} is outside the recorder's region {}", r.region).into());
+        return Err(err!(
+            InvalidArgument,
+            "region: {region} is outside the recorder's region {}",
+            r.region
+        )
+        .into());
     }
-    c.audit(&u, Action::CameraAdded, None, serde_json::json!({"recorder": r.id.to_string(), "name": req.name}))
-        .await?;
+    c.audit(
+        &u,
+        Action::CameraAdded,
+        None,
+        serde_json::json!({"recorder": r.id.to_string(), "name": req.name}),
+    )
+    .await?;
     let body = serde_json::to_vec(&req).map_err(|e| err!(Internal, "{e}"))?;
     relay_json(&c, r.id, Method::POST, "/api/v1/cameras", Some(body)).await
 }
@@ -524,10 +597,22 @@ async fn update_camera(
     let Json(req) = body.map_err(bad_json)?;
     let region: RegionCode = req.region.parse().map_err(|e: Error| e.context("region"))?;
     authz::check(&u, Permission::ManageCameras, &region, "region")?;
-    c.audit(&u, Action::CameraChanged, Some(e.id), serde_json::json!({"recorder": e.recorder.to_string(), "name": req.name}))
-        .await?;
+    c.audit(
+        &u,
+        Action::CameraChanged,
+        Some(e.id),
+        serde_json::json!({"recorder": e.recorder.to_string(), "name": req.name}),
+    )
+    .await?;
     let body = serde_json::to_vec(&req).map_err(|e| err!(Internal, "{e}"))?;
-    relay_json(&c, e.recorder, Method::PUT, &format!("/api/v1/cameras/{}", e.id), Some(body)).await
+    relay_json(
+        &c,
+        e.recorder,
+        Method::PUT,
+        &format!("/api/v1/cameras/{}", e.id),
+        Some(body),
+    )
+    .await
 }
 
 async fn remove_camera(
@@ -536,9 +621,21 @@ async fn remove_camera(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let e = visible_camera(&c, &u, &id, Permission::ManageCameras)?;
-    c.audit(&u, Action::CameraRemoved, Some(e.id), serde_json::json!({"recorder": e.recorder.to_string()}))
-        .await?;
-    relay_json(&c, e.recorder, Method::DELETE, &format!("/api/v1/cameras/{}", e.id), None).await
+    c.audit(
+        &u,
+        Action::CameraRemoved,
+        Some(e.id),
+        serde_json::json!({"recorder": e.recorder.to_string()}),
+    )
+    .await?;
+    relay_json(
+        &c,
+        e.recorder,
+        Method::DELETE,
+        &format!("/api/v1/cameras/{}", e.id),
+        None,
+    )
+    .await
 }
 
 // ---- Federated queries ----
@@ -555,11 +652,17 @@ async fn query_recordings(
     let (start, end) = (parse_time("start", &q.start)?, parse_time("end", &q.end)?);
     let span = end.as_second() - start.as_second();
     if !(1..=MAX_QUERY_SECS).contains(&span) {
-        return Err(err!(InvalidArgument, "end: must be after start, by at most {MAX_QUERY_SECS} s").into());
+        return Err(err!(
+            InvalidArgument,
+            "end: must be after start, by at most {MAX_QUERY_SECS} s"
+        )
+        .into());
     }
     let deadline = match q.deadline_ms {
         Some(ms) if (50..=60_000).contains(&ms) => Duration::from_millis(ms),
-        Some(ms) => return Err(err!(InvalidArgument, "deadline_ms: {ms} is outside 50..=60000").into()),
+        Some(ms) => {
+            return Err(err!(InvalidArgument, "deadline_ms: {ms} is outside 50..=60000").into());
+        }
         None => Duration::from_millis(c.config.fanout_deadline_ms),
     };
     let stream = q.stream.as_deref().unwrap_or("main");
@@ -569,7 +672,15 @@ async fn query_recordings(
         .map(|id| visible_camera(&c, &u, id, Permission::Playback))
         .collect::<ApiResult<Vec<_>>>()?;
     Ok(Json(
-        crate::federation::recordings(&c, &cameras, stream, &start.to_string(), &end.to_string(), deadline).await,
+        crate::federation::recordings(
+            &c,
+            &cameras,
+            stream,
+            &start.to_string(),
+            &end.to_string(),
+            deadline,
+        )
+        .await,
     ))
 }
 
@@ -593,9 +704,17 @@ async fn media_token(
 ) -> ApiResult<Json<wire::MediaTokenResponse>> {
     let Json(req) = body.map_err(bad_json)?;
     let purpose: Purpose = serde_json::from_value(serde_json::Value::String(req.purpose.clone()))
-        .map_err(|_| err!(InvalidArgument, "purpose: one of live, playback, snapshot, export, evidence, hold"))?;
+        .map_err(|_| {
+        err!(
+            InvalidArgument,
+            "purpose: one of live, playback, snapshot, export, evidence, hold"
+        )
+    })?;
     let e = visible_camera(&c, &u, &req.camera, purpose_permission(purpose))?;
-    let stream = req.stream.clone().unwrap_or_else(|| token::ANY_STREAM.to_owned());
+    let stream = req
+        .stream
+        .clone()
+        .unwrap_or_else(|| token::ANY_STREAM.to_owned());
     if stream != token::ANY_STREAM && !e.camera.streams.iter().any(|s| s.name == stream) {
         return Err(err!(NotFound, "camera {} has no stream {stream:?}", e.id).into());
     }
@@ -605,7 +724,10 @@ async fn media_token(
             if s >= t {
                 return Err(err!(InvalidArgument, "end: must be after start").into());
             }
-            Some((s.as_second(), t.as_second() + i64::from(t.subsec_nanosecond() > 0)))
+            Some((
+                s.as_second(),
+                t.as_second() + i64::from(t.subsec_nanosecond() > 0),
+            ))
         }
         (None, None) => None,
         _ => return Err(err!(InvalidArgument, "start and end: both or neither").into()),
@@ -662,7 +784,13 @@ fn relayable(path: &str) -> bool {
             cam.parse::<CameraId>().is_ok()
                 && matches!(
                     leaf,
-                    "playback.m3u8" | "export.mp4" | "transcoded.mp4" | "snapshot.jpg" | "evidence" | "holds" | "recordings"
+                    "playback.m3u8"
+                        | "export.mp4"
+                        | "transcoded.mp4"
+                        | "snapshot.jpg"
+                        | "evidence"
+                        | "holds"
+                        | "recordings"
                 )
         }
         ["api", "v1", "cameras", cam, "segments", file] => {
@@ -691,17 +819,28 @@ async fn relay(
         return Err(err!(NotFound, "no such relay").into());
     }
     let (parts, body) = req.into_parts();
-    let query = parts.uri.query().map_or_else(String::new, |q| format!("?{q}"));
+    let query = parts
+        .uri
+        .query()
+        .map_or_else(String::new, |q| format!("?{q}"));
     let mut out = axum::http::Request::builder()
         .method(parts.method.clone())
         .uri(format!("/{path}{query}"));
-    for name in [header::AUTHORIZATION, header::RANGE, header::IF_NONE_MATCH, header::CONTENT_TYPE] {
+    for name in [
+        header::AUTHORIZATION,
+        header::RANGE,
+        header::IF_NONE_MATCH,
+        header::CONTENT_TYPE,
+    ] {
         if let Some(v) = parts.headers.get(&name) {
             out = out.header(name, v);
         }
     }
     let out = out.body(body).map_err(|e| err!(InvalidArgument, "{e}"))?;
-    let camera = path.split('/').nth(3).and_then(|c| c.parse::<CameraId>().ok());
+    let camera = path
+        .split('/')
+        .nth(3)
+        .and_then(|c| c.parse::<CameraId>().ok());
     c.audit_as(
         "central",
         Action::Proxy,

@@ -138,7 +138,9 @@ impl SigningKey {
             .key
             .to_pkcs8_der()
             .map_err(|e| err!(Internal, "encoding the key: {e}"))?;
-        Ok(rustls_pki_der::PrivatePkcs8KeyDer::from(der.as_bytes().to_vec()))
+        Ok(rustls_pki_der::PrivatePkcs8KeyDer::from(
+            der.as_bytes().to_vec(),
+        ))
     }
 
     /// A raw 64-byte Ed25519 signature over `message`.
