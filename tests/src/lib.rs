@@ -2,6 +2,7 @@
 //! `vms-camsim` binary) and helpers that run our binaries as real processes on loopback.
 
 pub mod camsim;
+pub mod central;
 pub mod ffmpeg;
 pub mod process;
 pub mod recorder;

@@ -196,10 +196,14 @@ pub fn t(s: &str) -> Time90k {
     Time90k::parse_rfc3339(s).expect("RFC 3339 from the API")
 }
 
-/// A `[[camera]]` block for the recorder, one stream per `(name, url)`.
+/// A `[[camera]]` block for the recorder, one stream per `(name, url)`, in Almaty.
 pub fn camera_toml(name: &str, streams: &[(&str, String)]) -> String {
-    let mut s =
-        format!("[[camera]]\nname = \"{name}\"\nregion = \"751110000\"\nclass = \"city\"\n");
+    camera_toml_in(name, "751110000", streams)
+}
+
+/// A `[[camera]]` block in `region`.
+pub fn camera_toml_in(name: &str, region: &str, streams: &[(&str, String)]) -> String {
+    let mut s = format!("[[camera]]\nname = \"{name}\"\nregion = \"{region}\"\nclass = \"city\"\n");
     for (stream, url) in streams {
         s.push_str(&format!(
             "[[camera.streams]]\nname = \"{stream}\"\nurl = \"{url}\"\n"

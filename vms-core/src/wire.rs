@@ -613,3 +613,26 @@ pub struct SignedCheckpoint {
     /// Ed25519 signature of the checkpoint bytes: 128 lower-case hex digits (64 bytes).
     pub signature: String,
 }
+
+/// `GET /api/v1/audit`: a page of audit records.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    /// Pass as `cursor` for the next page; absent at the end.
+    pub next_cursor: Option<String>,
+    /// With a `log` filter: the newest signed checkpoint central keeps of that log.
+    pub checkpoint: Option<SignedCheckpoint>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AuditEntry {
+    /// `central`, or the recorder's id.
+    pub log: String,
+    pub seq: u64,
+    pub time: String,
+    pub actor: String,
+    pub action: String,
+    pub camera: Option<String>,
+    pub details: serde_json::Map<String, serde_json::Value>,
+    pub hash: String,
+}

@@ -60,7 +60,8 @@ pub fn router(central: Arc<Central>) -> Router {
                 get(get_camera).put(update_camera).delete(remove_camera),
             )
             .route("/api/v1/recordings/query", post(query_recordings))
-            .route("/api/v1/media-tokens", post(media_token)),
+            .route("/api/v1/media-tokens", post(media_token))
+            .route("/api/v1/audit", get(audit_log)),
     )
     .with_state(central)
 }
@@ -881,4 +882,84 @@ mod tests {
             assert!(!relayable(&bad), "{bad}");
         }
     }
+}
+
+// ---- Audit ----
+
+#[derive(Deserialize)]
+struct AuditParams {
+    log: Option<String>,
+    actor: Option<String>,
+    camera: Option<String>,
+    action: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/audit`: central's log and its copies of the recorders', for national
+/// administrators.
+async fn audit_log(
+    State(c): State<Arc<Central>>,
+    Caller(u): Caller,
+    q: Result<Query<AuditParams>, QueryRejection>,
+) -> ApiResult<Json<wire::AuditPage>> {
+    authz::check(&u, Permission::ViewAudit, &authz::republic(), "audit")?;
+    let Query(p) = q.map_err(bad_query)?;
+    let log = match p.log.as_deref() {
+        None => None,
+        Some(crate::audit::CENTRAL_LOG) => Some(crate::audit::Log::Central),
+        Some(id) => Some(crate::audit::Log::Recorder(
+            id.parse().map_err(|e: Error| e.context("log"))?,
+        )),
+    };
+    let filter = crate::audit::Filter {
+        log,
+        actor: p.actor,
+        camera: p
+            .camera
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: Error| e.context("camera"))?,
+        action: p
+            .action
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: Error| e.context("action"))?,
+        from: p
+            .from
+            .as_deref()
+            .map(|s| parse_time("from", s))
+            .transpose()?,
+        to: p.to.as_deref().map(|s| parse_time("to", s)).transpose()?,
+    };
+    let page = c
+        .audit
+        .list(&filter, p.cursor.as_deref(), p.limit.unwrap_or(100))
+        .await?;
+    let checkpoint = match log {
+        Some(l) => c.audit.latest_checkpoint(l)?,
+        None => None,
+    };
+    Ok(Json(wire::AuditPage {
+        entries: page
+            .entries
+            .into_iter()
+            .map(|e| wire::AuditEntry {
+                log: e.log.to_string(),
+                seq: e.record.seq,
+                time: e.record.time,
+                actor: e.record.actor,
+                action: e.record.action,
+                camera: e.record.camera.map(|c| c.to_string()),
+                details: e.record.details,
+                hash: e.record.hash,
+            })
+            .collect(),
+        next_cursor: page.next,
+        checkpoint,
+    }))
 }
