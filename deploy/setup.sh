@@ -17,6 +17,8 @@ packages=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x gstreamer1.0-tools
   # the export benchmark's reference web server (tests/bench/export.sh)
   nginx
+  # the demo script talks to central's API
+  curl jq
 )
 
 missing=()
