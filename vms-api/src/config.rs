@@ -118,6 +118,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_example_config_is_valid() {
+        let c = Config::parse(include_str!("../../deploy/examples/central.toml")).unwrap();
+        assert_eq!(c.channel_listen.port(), 8443);
+    }
+
+    #[test]
     fn defaults_and_refusals() {
         let c = Config::parse("data_dir = \"/var/lib/vms-api\"").unwrap();
         assert_eq!(c.listen.port(), 8090);

@@ -27,6 +27,9 @@ pub struct CameraRequest {
     pub class: String,
     #[serde(default)]
     pub code: Option<String>,
+    /// WGS 84. Optional.
+    #[serde(default)]
+    pub location: Option<Location>,
     pub streams: Vec<StreamRequest>,
 }
 
@@ -52,6 +55,7 @@ pub struct CameraResponse {
     pub region: String,
     pub class: String,
     pub code: Option<String>,
+    pub location: Option<Location>,
     pub streams: Vec<StreamResponse>,
 }
 

@@ -212,6 +212,7 @@ fn spec_from_request(r: wire::CameraRequest) -> Result<CameraSpec, Error> {
         region: r.region,
         class: r.class,
         code: r.code,
+        location: r.location,
         streams: r
             .streams
             .into_iter()
@@ -248,6 +249,7 @@ fn camera_response(c: &Camera, streams: &[(String, Progress, Connection)]) -> wi
     let now = Instant::now();
     wire::CameraResponse {
         id: c.id.to_string(),
+        location: c.spec.location,
         name: c.spec.name.clone(),
         region: c.spec.region.to_string(),
         class: c.spec.class.to_string(),

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use vms_core::id::CameraId;
 use vms_core::region::RegionCode;
 use vms_core::registry::RegistryNumber;
+use vms_core::wire::Location;
 use vms_core::{Error, bail, err};
 
 use crate::archive::layout::check_stream_name;
@@ -83,11 +84,14 @@ impl fmt::Debug for StreamSpec {
 }
 
 /// A camera as configured (what the API accepts).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CameraSpec {
     pub name: String,
     pub region: RegionCode,
     pub class: CameraClass,
+    /// Where it is, WGS 84; optional, for the directory's map searches.
+    #[serde(default)]
+    pub location: Option<Location>,
     /// The registry number regional IT assigned, if any (`spec/identity.md`): a camera's,
     /// issued in `region` or a region above it.
     pub code: Option<RegistryNumber>,
@@ -95,7 +99,7 @@ pub struct CameraSpec {
 }
 
 /// A camera with its id.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Camera {
     pub id: CameraId,
     #[serde(flatten)]
@@ -131,6 +135,14 @@ impl CameraSpec {
         if let Some(code) = &self.code {
             code.check_camera(&self.region)
                 .map_err(|e| e.context("code"))?;
+        }
+        if let Some(l) = self.location
+            && !(l.lat_deg.abs() <= 90.0 && l.lon_deg.abs() <= 180.0)
+        {
+            bail!(
+                InvalidArgument,
+                "location: lat_deg within ±90 and lon_deg within ±180"
+            );
         }
         if self.streams.is_empty() || self.streams.len() > 4 {
             bail!(InvalidArgument, "streams: 1 to 4 streams");
@@ -168,6 +180,7 @@ mod tests {
 
     pub fn spec() -> CameraSpec {
         CameraSpec {
+            location: None,
             name: "Gate 1".into(),
             region: "751110000".parse().unwrap(),
             class: CameraClass::SafeYard,

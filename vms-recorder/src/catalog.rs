@@ -135,7 +135,7 @@ pub fn entry(camera: &Camera, streams: &[(String, Connection)]) -> CatalogCamera
         region: camera.spec.region.to_string(),
         class: camera.spec.class.to_string(),
         code: camera.spec.code.map(|c| c.to_string()),
-        location: None,
+        location: camera.spec.location,
         status: status.into(),
         streams,
     }

@@ -188,6 +188,9 @@ pub struct CameraConfig {
     /// 131), issued in `region` or a region above it. None by default.
     #[serde(default)]
     pub code: Option<String>,
+    /// `{ lat_deg = …, lon_deg = … }`, WGS 84. Default: none.
+    #[serde(default)]
+    pub location: Option<vms_core::wire::Location>,
     pub streams: Vec<StreamConfig>,
 }
 
@@ -350,6 +353,7 @@ impl CameraConfig {
             name: self.name.clone(),
             region,
             class,
+            location: self.location,
             code,
             streams,
         };
@@ -375,6 +379,13 @@ mod tests {
         name = "main"
         url = "rtsp://127.0.0.1:8554/gate/main"
     "#;
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let c = Config::parse(include_str!("../../deploy/examples/recorder.toml")).unwrap();
+        let central = c.central.expect("the example joins central");
+        assert_eq!(central.region.as_str(), "750000000");
+    }
 
     #[test]
     fn good_config_parses_with_defaults() {
