@@ -1,18 +1,27 @@
 //! End-to-end tests of evidence packages: a package built by the library from real files (random
 //! bytes and an MP4 made by ffmpeg), checked by the real `vms-recorder verify` binary and by
-//! tools we did not write: GNU tar, `sha256sum -c` and `openssl pkeyutl -verify`.
+//! tools we did not write: GNU tar, `sha256sum -c` and `openssl pkeyutl -verify`; and a package
+//! a real recorder exports with a certificate from a national root, whose chain both
+//! `vms-recorder verify --trusted-root` and `openssl verify` check.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use rand::RngCore;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PKCS_ED25519, SanType, SubjectPublicKeyInfo, date_time_ymd,
+};
 use vms_core::gap::EndReason;
 use vms_core::time::{Time90k, TimeQuality};
-use vms_core::wire::EvidenceManifest;
+use vms_core::wire::{self, EvidenceManifest};
 use vms_recorder::evidence::{
     CameraInfo, ExportInfo, GapInfo, PackageWriter, SigningKey, package_len,
 };
 use vms_tests::process::workspace_binary;
+use vms_tests::recorder::{RecorderDirs, RemoteRecorder, camera_toml, eventually, now, sim};
 
 fn t(s: &str) -> Time90k {
     Time90k::parse_rfc3339(s).expect("RFC 3339")
@@ -106,11 +115,17 @@ fn run_ok(cmd: &mut Command) -> String {
 
 /// `vms-recorder verify`: the exit code and standard output.
 fn verify(package: &Path, trusted_key: Option<&Path>) -> (Option<i32>, String) {
+    let options: Vec<&OsStr> = match trusted_key {
+        Some(k) => vec!["--trusted-key".as_ref(), k.as_ref()],
+        None => Vec::new(),
+    };
+    verify_with(package, &options)
+}
+
+/// `vms-recorder verify` with `options`: the exit code and standard output.
+fn verify_with(package: &Path, options: &[&OsStr]) -> (Option<i32>, String) {
     let mut cmd = Command::new(workspace_binary("vms-recorder"));
-    cmd.arg("verify").arg(package);
-    if let Some(k) = trusted_key {
-        cmd.arg("--trusted-key").arg(k);
-    }
+    cmd.arg("verify").arg(package).args(options);
     let out = run(&mut cmd);
     (
         out.status.code(),
@@ -382,4 +397,281 @@ fn hostile_archives_fail_cleanly() {
         assert_failed(&path, None, want);
     }
     assert_failed(&d.join("missing.tar"), None, "cannot open");
+}
+
+/// A national root as central's `vms-api/src/pki.rs` makes it: an Ed25519 key and a
+/// self-signed CA certificate (path length 0, keyCertSign and cRLSign).
+struct Root {
+    pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+/// The subject names of `pki.rs`.
+fn dn(cn: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "vms national network");
+    dn.push(DnType::CommonName, cn);
+    dn
+}
+
+fn this_year() -> i32 {
+    i32::from(jiff::Zoned::now().year())
+}
+
+fn national_root() -> Root {
+    let key = KeyPair::generate_for(&PKCS_ED25519).expect("root key");
+    let mut p = CertificateParams::default();
+    p.distinguished_name = dn("vms national root");
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    p.not_before = date_time_ymd(this_year() - 1, 1, 1);
+    p.not_after = date_time_ymd(this_year() + 20, 1, 1);
+    let pem = p.self_signed(&key).expect("root certificate").pem();
+    Root {
+        pem,
+        issuer: Issuer::new(p, key),
+    }
+}
+
+/// The recorder's certificate as central issues it at enrolment (`pki.rs`): subject CN and a
+/// `urn:vms:recorder:` URI name the recorder, digitalSignature, clientAuth, about 825 days.
+fn certify(root: &Root, recorder: &str, key_pem: &str) -> String {
+    let spki = SubjectPublicKeyInfo::from_pem(key_pem).expect("recorder key");
+    let mut p = CertificateParams::default();
+    p.distinguished_name = dn(recorder);
+    p.subject_alt_names = vec![SanType::URI(
+        format!("urn:vms:recorder:{recorder}")
+            .try_into()
+            .expect("URI"),
+    )];
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let mut serial: [u8; 16] = rand::random();
+    serial[0] = serial[0] & 0x7f | 0x01; // positive, of the full length, as pki.rs makes it
+    p.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+    p.use_authority_key_identifier_extension = true;
+    p.not_before = date_time_ymd(this_year() - 1, 1, 1);
+    p.not_after = date_time_ymd(this_year() + 1, 4, 5);
+    p.signed_by(&spki, &root.issuer)
+        .expect("recorder certificate")
+        .pem()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorder_package_chains_to_the_national_root() {
+    let sim = sim(
+        "[[camera]]\nname = \"c\"\n[[camera.streams]]\nwidth = 320\nheight = 180\nfps = 15\n\
+         gop_frames = 15\n",
+    );
+    let dirs = RecorderDirs::new(&camera_toml("c", &[("main", sim.url("c", "main", None))]));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+
+    // At its first start the recorder makes its key. Central would certify it at enrolment;
+    // here a root of the test's own does, and the certificate goes where enrolment puts it.
+    let rec = RemoteRecorder::start(&dirs).expect("recorder starts");
+    let recorder = rec.ready.recorder.clone();
+    let key: wire::EvidenceKey = rec.get("/api/v1/evidence/key").await.expect("key");
+    assert_eq!(key.certificate_pem, None);
+    rec.process
+        .terminate(Duration::from_secs(20))
+        .expect("recorder stops");
+    let root = national_root();
+    let certificate = certify(&root, &recorder, &key.public_key_pem);
+    std::fs::write(dirs.data.join("evidence-cert.pem"), &certificate).expect("certificate");
+
+    let rec = RemoteRecorder::start(&dirs).expect("recorder restarts");
+    let again: wire::EvidenceKey = rec.get("/api/v1/evidence/key").await.expect("key");
+    assert_eq!(again.public_key_pem, key.public_key_pem);
+    assert_eq!(again.certificate_pem.as_deref(), Some(certificate.as_str()));
+    let camera = rec.cameras().await.expect("cameras").cameras[0].id.clone();
+    let from = now();
+    let (start, end) = eventually(Duration::from_secs(30), || async {
+        let l = rec
+            .recordings(&camera, "main", &from.to_rfc3339(), &now().to_rfc3339())
+            .await
+            .ok()?;
+        let frames: u64 = l.ranges.iter().map(|r| r.frames).sum();
+        let (first, last) = (l.ranges.first()?, l.ranges.last()?);
+        (frames >= 45).then(|| (first.start.clone(), last.end.clone()))
+    })
+    .await
+    .expect("footage after the restart");
+    let r = rec
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/cameras/{camera}/evidence"),
+        )
+        .json(
+            &serde_json::json!({"stream": "main", "start": start, "end": end,
+            "case": "KZ-2026-0107", "reason": "collision at the crossing",
+            "operator": "Inspector Sarsenbayeva"}),
+        )
+        .send()
+        .await
+        .expect("evidence export");
+    assert_eq!(r.status(), 200);
+    let package = d.join("evidence.tar");
+    std::fs::write(&package, r.bytes().await.expect("package")).expect("write package");
+
+    let root_file = d.join("root.pem");
+    std::fs::write(&root_file, &root.pem).expect("write root");
+    // Another central's root: the same name, another key.
+    let other_file = d.join("other-root.pem");
+    std::fs::write(&other_file, national_root().pem).expect("write root");
+    let key_file = d.join("trusted-key.pem");
+    std::fs::write(&key_file, &key.public_key_pem).expect("write key");
+
+    // GNU tar extracts it, and OpenSSL reads the certificate: its serial and its key.
+    let x = d.join("extracted");
+    std::fs::create_dir(&x).expect("mkdir");
+    run_ok(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(&package)
+            .arg("-C")
+            .arg(&x),
+    );
+    assert_eq!(
+        std::fs::read_to_string(x.join("certificate.pem")).expect("certificate.pem"),
+        certificate
+    );
+    let serial = run_ok(
+        Command::new("openssl")
+            .args(["x509", "-in", "certificate.pem", "-serial", "-noout"])
+            .current_dir(&x),
+    );
+    let serial = serial
+        .trim()
+        .strip_prefix("serial=")
+        .unwrap_or_else(|| panic!("openssl's serial line {serial:?}"))
+        .to_owned();
+
+    // Our verifier: the right root passes, naming the recorder and the certificate.
+    let root_arg = ["--trusted-root".as_ref(), root_file.as_os_str()];
+    let (code, out) = verify_with(&package, &root_arg);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("VERIFIED: "), "{out}");
+    assert!(
+        out.contains(&format!(
+            "certified for recorder {recorder} by a trusted root"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "certificate.pem: recorder {recorder}, serial {serial}, valid "
+        )),
+        "{out}"
+    );
+    assert!(!out.contains("NOT checked"), "{out}");
+    // Combined with the recorder's key, and among several roots.
+    let (code, out) = verify_with(
+        &package,
+        &[
+            "--trusted-key".as_ref(),
+            key_file.as_os_str(),
+            "--trusted-root".as_ref(),
+            other_file.as_os_str(),
+            "--trusted-root".as_ref(),
+            root_file.as_os_str(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("the trusted key given, certified for recorder"),
+        "{out}"
+    );
+    // Another root fails; a recorder's certificate is no root.
+    let (code, out) = verify_with(
+        &package,
+        &["--trusted-root".as_ref(), other_file.as_os_str()],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.starts_with(
+            "FAILED: certificate.pem: signature: does not verify with the key of the \
+             trusted root"
+        ),
+        "{out}"
+    );
+    let (code, out) = verify_with(
+        &package,
+        &[
+            "--trusted-root".as_ref(),
+            x.join("certificate.pem").as_os_str(),
+        ],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.starts_with("FAILED: --trusted-root "), "{out}");
+    assert!(out.contains("certificate.pem: not self-signed"), "{out}");
+    // Without a trusted key or root, the package is only self-consistent.
+    let (code, out) = verify(&package, None);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("the package is only self-consistent"), "{out}");
+    assert!(
+        out.contains("certificate.pem: present, its chain NOT checked"),
+        "{out}"
+    );
+
+    // OpenSSL agrees: the chain to the root, and the certificate's key is the package's.
+    let openssl_verify = |root: &Path| {
+        run(Command::new("openssl")
+            .args(["verify", "-CAfile"])
+            .arg(root)
+            .arg("certificate.pem")
+            .current_dir(&x))
+    };
+    let ok = openssl_verify(&root_file);
+    assert!(ok.status.success(), "{ok:?}");
+    assert_eq!(String::from_utf8_lossy(&ok.stdout), "certificate.pem: OK\n");
+    assert!(!openssl_verify(&other_file).status.success());
+    // At the export time too, as our verifier checks it.
+    let manifest: EvidenceManifest =
+        serde_json::from_slice(&std::fs::read(x.join("manifest.json")).expect("manifest"))
+            .expect("manifest parses");
+    assert_eq!(manifest.recorder, recorder);
+    let exported = Time90k::parse_rfc3339(&manifest.exported).expect("exported");
+    let at = (exported.unix_nanos() / 1_000_000_000).to_string();
+    let ok = run(Command::new("openssl")
+        .args(["verify", "-attime", &at, "-CAfile"])
+        .arg(&root_file)
+        .arg("certificate.pem")
+        .current_dir(&x));
+    assert!(ok.status.success(), "{ok:?}");
+    // The commands of spec/evidence-package.md: the certified key is the package's (diff says
+    // nothing), and the certificate names the recorder.
+    let diff = run_ok(
+        Command::new("sh")
+            .args([
+                "-c",
+                "openssl x509 -in certificate.pem -pubkey -noout | diff - recorder-key.pem",
+            ])
+            .current_dir(&x),
+    );
+    assert_eq!(diff, "");
+    let names = run_ok(
+        Command::new("openssl")
+            .args(["x509", "-in", "certificate.pem", "-noout", "-subject"])
+            .args(["-ext", "subjectAltName"])
+            .current_dir(&x),
+    );
+    assert!(
+        names.contains(&format!("CN = {recorder}"))
+            && names.contains(&format!("URI:urn:vms:recorder:{recorder}")),
+        "{names}"
+    );
+    // The check can fail: another recorder's key differs.
+    std::fs::write(
+        x.join("recorder-key.pem"),
+        key_in(&d.join("other")).public_key().pem(),
+    )
+    .expect("write key");
+    let differs = run(Command::new("sh")
+        .args([
+            "-c",
+            "openssl x509 -in certificate.pem -pubkey -noout | diff - recorder-key.pem",
+        ])
+        .current_dir(&x));
+    assert!(!differs.status.success());
 }

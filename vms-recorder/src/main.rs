@@ -5,8 +5,9 @@
 //!   output: `{"api":"127.0.0.1:PORT","recorder":"ID"}`.
 //! - `vms-recorder reindex --config FILE.toml [--verify]` rebuilds the index of a stopped
 //!   recorder from its segment files; with `--verify` it only checks that they agree.
-//! - `vms-recorder verify PACKAGE.tar [--trusted-key KEY.pem]` checks an evidence package
-//!   offline and prints `VERIFIED: …` (exit 0) or `FAILED: <reason>` (exit 1).
+//! - `vms-recorder verify PACKAGE.tar [--trusted-key KEY.pem] [--trusted-root ROOT.pem]…`
+//!   checks an evidence package offline and prints `VERIFIED: …` (exit 0) or
+//!   `FAILED: <reason>` (exit 1).
 //! - `vms-recorder audit-verify (--data-dir DIR | --log FILE) [--checkpoint SEQ:HASH]…`
 //!   checks the audit log's hash chain the same way.
 
@@ -19,7 +20,7 @@ use clap::{Parser, Subcommand};
 use vms_core::audit::{Head, Violation};
 use vms_recorder::audit;
 use vms_recorder::config::Config;
-use vms_recorder::evidence::{self, PublicKey, Trust};
+use vms_recorder::evidence::{self, PublicKey, Trust, TrustedRoot};
 use vms_recorder::service::{self, Service};
 
 #[derive(Parser)]
@@ -44,16 +45,23 @@ enum Command {
         #[arg(long)]
         verify: bool,
     },
-    /// Verify an evidence package offline: layout, signature, key, every file's SHA-256.
-    /// Needs no configuration. Exit 0 when it verifies, 1 when it does not.
+    /// Verify an evidence package offline: layout, signature, key, every file's SHA-256,
+    /// and with a trusted root the certificate chain. Needs no configuration. Exit 0 when it
+    /// verifies, 1 when it does not.
     Verify {
         /// The package (`.tar`).
         package: PathBuf,
         /// The recorder's public key (SPKI PEM) obtained out of band: the package's key must
-        /// be this one. Without it, the package only proves it was signed by the key it
-        /// carries.
+        /// be this one. Without it or a trusted root, the package only proves it was signed by
+        /// the key it carries.
         #[arg(long, value_name = "KEY.pem")]
         trusted_key: Option<PathBuf>,
+        /// A national root certificate (PEM) obtained out of band: the package's
+        /// `certificate.pem` must be issued by it for the package's key and recorder, and
+        /// both must be valid at the export time. Repeatable: any one of the roots may have
+        /// issued it. Combines with `--trusted-key`.
+        #[arg(long = "trusted-root", value_name = "ROOT.pem")]
+        trusted_roots: Vec<PathBuf>,
     },
     /// Check the audit log's hash chain: every record's hash, sequence and link to the one
     /// before. Exit 0 when it holds, 1 when it does not.
@@ -114,8 +122,9 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Verify {
             package,
             trusted_key,
+            trusted_roots,
         } => {
-            let verdict = verify_package(&package, trusted_key.as_deref());
+            let verdict = verify_package(&package, trusted_key.as_deref(), &trusted_roots);
             return verdict_line(verdict);
         }
         Command::AuditVerify {
@@ -169,17 +178,26 @@ fn verify_audit(path: &Path, checkpoints: &[Head]) -> Result<String, String> {
     Ok(verdict)
 }
 
-fn verify_package(package: &Path, trusted_key: Option<&Path>) -> Result<String, String> {
-    let trust = match trusted_key {
-        None => Trust::IncludedKey,
+fn verify_package(
+    package: &Path,
+    trusted_key: Option<&Path>,
+    trusted_roots: &[PathBuf],
+) -> Result<String, String> {
+    let key = match trusted_key {
+        None => None,
         Some(path) => {
             let pem = std::fs::read_to_string(path)
                 .map_err(|e| format!("--trusted-key {}: {e}", path.display()))?;
             let key = PublicKey::from_pem(&pem)
                 .map_err(|e| format!("--trusted-key {}: {e}", path.display()))?;
-            Trust::Key(Box::new(key))
+            Some(key)
         }
     };
+    let roots = trusted_roots
+        .iter()
+        .map(|path| TrustedRoot::load(path).map_err(|e| format!("--trusted-root {e}")))
+        .collect::<Result<_, _>>()?;
+    let trust = Trust { key, roots };
     let file = std::fs::File::open(package)
         .map_err(|e| format!("cannot open {}: {e}", package.display()))?;
     let verified = evidence::verify_package(std::io::BufReader::new(file), &trust)

@@ -1,6 +1,6 @@
 //! The recorder's evidence-signing key: an Ed25519 key made at first start and kept in the data
 //! directory (PKCS#8 PEM, mode 0600), its public half as SPKI PEM with a SHA-256 fingerprint,
-//! and the optional certificate from central that will chain it to the national root.
+//! and the optional certificate from central that chains it to the national root.
 
 use std::path::Path;
 
@@ -26,6 +26,7 @@ pub const MAX_CERTIFICATE_BYTES: usize = 64 * 1024;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PublicKey {
     key: VerifyingKey,
+    der: Vec<u8>,
     pem: String,
     fingerprint: String,
 }
@@ -40,8 +41,9 @@ impl PublicKey {
             .map_err(|e| err!(Internal, "encoding the public key: {e}"))?;
         Ok(PublicKey {
             key,
-            pem,
             fingerprint: format!("{:x}", Sha256::digest(der.as_bytes())),
+            der: der.into_vec(),
+            pem,
         })
     }
 
@@ -63,6 +65,11 @@ impl PublicKey {
     /// SPKI PEM, `\n` line endings: what `recorder-key.pem` holds.
     pub fn pem(&self) -> &str {
         &self.pem
+    }
+
+    /// The SubjectPublicKeyInfo's DER encoding (44 bytes for Ed25519).
+    pub fn spki_der(&self) -> &[u8] {
+        &self.der
     }
 
     /// Lower-case hex SHA-256 of the SPKI DER encoding: the same as
@@ -160,9 +167,9 @@ fn load_certificate(path: &Path) -> Result<Option<String>, Error> {
     Ok(Some(pem))
 }
 
-/// Checks that `bytes` are one PEM block labelled `CERTIFICATE` (RFC 7468); what it
-/// certifies is not checked here.
-pub fn check_certificate_pem(bytes: &[u8]) -> Result<(), Error> {
+/// Checks that `bytes` are one PEM block labelled `CERTIFICATE` (RFC 7468) and returns the
+/// bytes it holds; what it certifies is not checked here.
+pub fn check_certificate_pem(bytes: &[u8]) -> Result<Vec<u8>, Error> {
     if bytes.len() > MAX_CERTIFICATE_BYTES {
         bail!(
             InvalidArgument,
@@ -170,7 +177,7 @@ pub fn check_certificate_pem(bytes: &[u8]) -> Result<(), Error> {
             bytes.len()
         );
     }
-    let (label, _der) =
+    let (label, der) =
         pem::decode_vec(bytes).map_err(|e| err!(InvalidArgument, "not a PEM certificate: {e}"))?;
     if label != "CERTIFICATE" {
         bail!(
@@ -178,7 +185,7 @@ pub fn check_certificate_pem(bytes: &[u8]) -> Result<(), Error> {
             "a PEM block labelled {label:?}, not CERTIFICATE"
         );
     }
-    Ok(())
+    Ok(der)
 }
 
 #[cfg(test)]

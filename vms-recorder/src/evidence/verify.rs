@@ -1,16 +1,19 @@
 //! Verifying an evidence package offline: its tar layout, the signature over the manifest,
-//! the key's fingerprint and trust, and the size and SHA-256 of every file. It streams the
-//! package once, hashing media as they pass, holds only the small entries in memory (each
-//! under a cap checked before it is read), and fails with a reason that names the file.
+//! the key's fingerprint and trust (a trusted key, a certificate chain to a trusted root, or
+//! both), and the size and SHA-256 of every file. It streams the package once, hashing media
+//! as they pass, holds only the small entries in memory (each under a cap checked before it
+//! is read), and fails with a reason that names the file.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read;
 
 use sha2::{Digest, Sha256};
+use vms_core::time::Time90k;
 use vms_core::wire::{EVIDENCE_FORMAT, EvidenceManifest};
 use vms_core::{Error, bail, err};
 
+use super::chain::{Certified, TrustedRoot, check_chain};
 use super::key::{MAX_CERTIFICATE_BYTES, PublicKey, check_certificate_pem};
 use super::package::{
     CERTIFICATE, MANIFEST, MAX_MANIFEST_BYTES, MAX_MEDIA_FILES, MEDIA_DIR, PUBLIC_KEY, SIGNATURE,
@@ -18,16 +21,27 @@ use super::package::{
 };
 use super::tar::{Entry, TarReader};
 
-/// What the package's own key is checked against.
-#[derive(Clone, Debug)]
-pub enum Trust {
-    /// Nothing: the package then proves that it is intact and signed by the key it carries,
-    /// not whose key that is.
-    IncludedKey,
-    /// The package's key must be this one (a recorder's key obtained out of band). Until
-    /// central certifies recorder keys, this is how a package re-signed with a key the
-    /// recorder does not own is caught. A `--trusted-root` chain check will be a third case.
-    Key(Box<PublicKey>),
+/// What the package's own key is checked against. The default is nothing: the package then
+/// proves that it is intact and signed by the key it carries, not whose key that is. The two
+/// checks may be combined, and both must then pass.
+#[derive(Clone, Debug, Default)]
+pub struct Trust {
+    /// The package's key must be this one (a recorder's key obtained out of band).
+    pub key: Option<PublicKey>,
+    /// When not empty, the package must carry `certificate.pem`, issued for its key and its
+    /// recorder by one of these roots and valid, as the root is, at the export time.
+    pub roots: Vec<TrustedRoot>,
+}
+
+/// What became of the package's `certificate.pem`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertificateStatus {
+    /// The package carries none.
+    Absent,
+    /// It is one PEM `CERTIFICATE` block; its chain was not checked (no trusted root given).
+    Unchecked,
+    /// It chains to a trusted root.
+    Certified(Certified),
 }
 
 /// A package that verified, and what it says.
@@ -38,8 +52,7 @@ pub struct Verified {
     pub media_files: usize,
     /// The package's key was the trusted key given.
     pub trusted_key: bool,
-    /// The package carries `certificate.pem` (not checked: no trusted root yet).
-    pub certificate: bool,
+    pub certificate: CertificateStatus,
 }
 
 /// The most bytes of the small entries besides the manifest.
@@ -184,35 +197,48 @@ pub fn verify_package(package: impl Read, trust: &Trust) -> Result<Verified, Err
             manifest.recorder_key_sha256
         );
     }
-    let trusted_key = match trust {
-        Trust::IncludedKey => false,
-        Trust::Key(trusted) => {
-            if **trusted != key {
-                bail!(
-                    PermissionDenied,
-                    "{PUBLIC_KEY}: not the trusted key: the package was signed by key {}, the \
-                     trusted key is {}",
-                    key.fingerprint(),
-                    trusted.fingerprint()
-                );
-            }
-            true
-        }
-    };
+    if let Some(trusted) = &trust.key
+        && *trusted != key
+    {
+        bail!(
+            PermissionDenied,
+            "{PUBLIC_KEY}: not the trusted key: the package was signed by key {}, the trusted \
+             key is {}",
+            key.fingerprint(),
+            trusted.fingerprint()
+        );
+    }
     let sums = small.remove(SUMS);
     check_files(&manifest, &media, sums.as_deref())?;
     let certificate = match small.remove(CERTIFICATE) {
-        Some(cert) => {
+        None if trust.roots.is_empty() => CertificateStatus::Absent,
+        None => bail!(
+            PermissionDenied,
+            "{CERTIFICATE}: missing from the package: a trusted root vouches for a package's \
+             key only through the certificate it issued for that key"
+        ),
+        Some(cert) if trust.roots.is_empty() => {
             check_certificate_pem(&cert)
                 .map_err(|e| err!(DataLoss, "{CERTIFICATE}: {}", e.msg()))?;
-            true
+            CertificateStatus::Unchecked
         }
-        None => false,
+        Some(cert) => {
+            let exported = Time90k::parse_rfc3339(&manifest.exported).map_err(|e| {
+                err!(
+                    DataLoss,
+                    "{MANIFEST}: exported {:?} is not an RFC 3339 time: {}",
+                    manifest.exported,
+                    e.msg()
+                )
+            })?;
+            let certified = check_chain(&cert, &trust.roots, &key, &manifest.recorder, exported)?;
+            CertificateStatus::Certified(certified)
+        }
     };
     Ok(Verified {
         media_files: media.len(),
         manifest,
-        trusted_key,
+        trusted_key: trust.key.is_some(),
         certificate,
     })
 }
@@ -364,17 +390,43 @@ impl fmt::Display for Verified {
                 "NOT synchronised"
             }
         )?;
-        let trust = if self.trusted_key {
-            "the trusted key given"
-        } else {
-            "the key the package carries, NOT checked against a trusted key (--trusted-key)"
+        let certified = match &self.certificate {
+            CertificateStatus::Certified(c) => Some(c),
+            CertificateStatus::Absent | CertificateStatus::Unchecked => None,
+        };
+        let trust = match (self.trusted_key, certified) {
+            (false, None) => "the key the package carries, NOT checked against a trusted key or \
+                              root (--trusted-key, --trusted-root): the package is only \
+                              self-consistent"
+                .to_owned(),
+            (true, None) => "the trusted key given".to_owned(),
+            (false, Some(c)) => format!(
+                "certified for recorder {} by a trusted root",
+                shown(&c.recorder)
+            ),
+            (true, Some(c)) => format!(
+                "the trusted key given, certified for recorder {} by a trusted root",
+                shown(&c.recorder)
+            ),
         };
         write!(f, "  signed by key {}: {trust}", m.recorder_key_sha256)?;
-        if self.certificate {
-            write!(
+        match &self.certificate {
+            CertificateStatus::Absent => {}
+            CertificateStatus::Unchecked => write!(
                 f,
-                "\n  {CERTIFICATE}: present, not checked (this verifier has no trusted root)"
-            )?;
+                "\n  {CERTIFICATE}: present, its chain NOT checked (no --trusted-root)"
+            )?,
+            CertificateStatus::Certified(c) => write!(
+                f,
+                "\n  {CERTIFICATE}: recorder {}, serial {}, valid {} to {}, in force at the \
+                 export time; issued by the trusted root {} (SHA-256 {})",
+                shown(&c.recorder),
+                c.serial,
+                c.not_before,
+                c.not_after,
+                shown(&c.root),
+                c.root_fingerprint
+            )?,
         }
         Ok(())
     }
@@ -457,13 +509,16 @@ mod tests {
              541b3e9daa09b20bf85fa273e5cbd3e80185aa4ec298e765db87742b70138a53  media/a.bin\n"
         );
         assert_eq!(all[5].1, f.key.public_key().pem().as_bytes());
-        let v = verify_package(&f.bytes[..], &Trust::IncludedKey).unwrap();
+        let v = verify_package(&f.bytes[..], &Trust::default()).unwrap();
         assert_eq!(
-            (v.media_files, v.trusted_key, v.certificate),
-            (2, false, false)
+            (v.media_files, v.trusted_key, &v.certificate),
+            (2, false, &CertificateStatus::Absent)
         );
         assert_eq!(v.manifest.files.len(), 3);
-        let trusted = Trust::Key(Box::new(f.key.public_key().clone()));
+        let trusted = Trust {
+            key: Some(f.key.public_key().clone()),
+            roots: Vec::new(),
+        };
         assert!(verify_package(&f.bytes[..], &trusted).unwrap().trusted_key);
         let text = v.to_string();
         assert!(
@@ -477,7 +532,7 @@ mod tests {
     fn every_alteration_fails_naming_the_file() {
         let f = package(&[("a.bin", b"first file"), ("b.bin", b"second file")]);
         let original = entries(&f.bytes);
-        let trust = Trust::IncludedKey;
+        let trust = Trust::default();
         let edit = |i: usize, change: &dyn Fn(&mut Vec<u8>)| {
             let mut e = original.clone();
             change(&mut e[i].1);
@@ -540,8 +595,11 @@ mod tests {
     fn another_key_verifies_alone_but_not_against_the_trusted_one() {
         let f = package(&[("a.bin", b"x")]);
         let g = package(&[("a.bin", b"x")]);
-        let trusted = Trust::Key(Box::new(f.key.public_key().clone()));
-        verify_package(&g.bytes[..], &Trust::IncludedKey).unwrap();
+        let trusted = Trust {
+            key: Some(f.key.public_key().clone()),
+            roots: Vec::new(),
+        };
+        verify_package(&g.bytes[..], &Trust::default()).unwrap();
         let e = failure(&g.bytes, &trusted);
         assert!(
             e.starts_with("recorder-key.pem: not the trusted key"),
@@ -552,7 +610,7 @@ mod tests {
         // A key swapped in without re-signing: the signature fails first.
         let mut e = entries(&f.bytes);
         e[4].1 = g.key.public_key().pem().as_bytes().to_vec();
-        assert!(failure(&rebuild(&e), &Trust::IncludedKey).starts_with("manifest.sig:"));
+        assert!(failure(&rebuild(&e), &Trust::default()).starts_with("manifest.sig:"));
     }
 
     #[test]
@@ -569,15 +627,15 @@ mod tests {
             all.last().unwrap(),
             &("certificate.pem".to_owned(), cert.as_bytes().to_vec())
         );
-        let v = verify_package(&bytes[..], &Trust::IncludedKey).unwrap();
-        assert!(v.certificate);
+        let v = verify_package(&bytes[..], &Trust::default()).unwrap();
+        assert_eq!(v.certificate, CertificateStatus::Unchecked);
         assert!(
             v.to_string()
-                .contains("certificate.pem: present, not checked")
+                .contains("certificate.pem: present, its chain NOT checked")
         );
         let mut e = all.clone();
         e.last_mut().unwrap().1 = b"garbage".to_vec();
-        assert!(failure(&rebuild(&e), &Trust::IncludedKey).starts_with("certificate.pem:"));
+        assert!(failure(&rebuild(&e), &Trust::default()).starts_with("certificate.pem:"));
     }
 
     /// A small deterministic generator, so a failure reproduces.
@@ -627,7 +685,7 @@ mod tests {
                     changed_data = data_ranges.last().is_some_and(|d| (at as u64) < d.end);
                 }
             }
-            let verdict = verify_package(&bytes[..], &Trust::IncludedKey);
+            let verdict = verify_package(&bytes[..], &Trust::default());
             if changed_data {
                 assert!(
                     verdict.is_err(),
@@ -642,7 +700,7 @@ mod tests {
         let many: Vec<(String, Vec<u8>)> = (0..=MAX_MEDIA_FILES)
             .map(|i| (format!("media/f{i}"), Vec::new()))
             .collect();
-        let text = failure(&rebuild(&many), &Trust::IncludedKey);
+        let text = failure(&rebuild(&many), &Trust::default());
         assert!(
             text.starts_with("media/f1000: more than the 1000 media files"),
             "{text}"
@@ -664,7 +722,7 @@ mod tests {
             manifest,
             media_files: 1,
             trusted_key: false,
-            certificate: false,
+            certificate: CertificateStatus::Absent,
         };
         let text = v.to_string();
         assert_eq!(text.lines().count(), 5, "{text}");
@@ -679,7 +737,7 @@ mod tests {
         let f = package(&[("a.bin", b"x")]);
         let mut e = entries(&f.bytes);
         e[3].1 = vec![0u8; 65];
-        let text = failure(&rebuild(&e), &Trust::IncludedKey);
+        let text = failure(&rebuild(&e), &Trust::default());
         assert!(
             text.starts_with("manifest.sig: 65 bytes, more than the 64"),
             "{text}"
@@ -693,7 +751,7 @@ mod tests {
             w.append("manifest.json", 1 << 30, 0, &mut zeros, &mut |_| {})
                 .is_err()
         );
-        let text = failure(&header.0, &Trust::IncludedKey);
+        let text = failure(&header.0, &Trust::default());
         assert!(
             text.starts_with("manifest.json: 1073741824 bytes, more than"),
             "{text}"
