@@ -547,6 +547,54 @@ async fn the_directory_authorisation_and_media_tokens_hold_across_three_recorder
         .unwrap();
     assert_eq!(resp.status(), 404);
 
+    // Evidence from an enrolled recorder chains to central's root (the certificate central
+    // really issued); against another root it fails.
+    let ev: wire::MediaTokenResponse = c
+        .post(&inv, "/api/v1/media-tokens", &token(&a1, "evidence", true))
+        .await
+        .unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "{}{}/api/v1/cameras/{a1}/evidence?token={}",
+            c.url(""),
+            ev.base_url,
+            urlencode(&ev.token)
+        ))
+        .json(
+            &json!({"stream": "main", "start": start, "end": end, "case": "KZ-1",
+            "reason": "test", "operator": "inv.almaty"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let package = net.central_dirs.data.join("package.tar");
+    std::fs::write(&package, resp.bytes().await.unwrap()).unwrap();
+    let root = net.central_dirs.data.join("root-cert.pem");
+    let verify = |root: &std::path::Path| {
+        std::process::Command::new(workspace_binary("vms-recorder"))
+            .arg("verify")
+            .arg(&package)
+            .arg("--trusted-root")
+            .arg(root)
+            .output()
+            .unwrap()
+    };
+    let out = verify(&root);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let other = CentralDirs::new("");
+    let other_central = RemoteCentral::start(&other).expect("another central starts");
+    drop(other_central);
+    let out = verify(&other.data.join("root-cert.pem"));
+    assert!(
+        !out.status.success(),
+        "a package certified under another root fails"
+    );
+
     // Central logged the tokens it issued.
     let audit: wire::AuditPage = c
         .get(
