@@ -159,19 +159,8 @@ impl RemoteCentral {
 
     /// An authorised GET, decoded.
     pub async fn get<T: DeserializeOwned>(&self, session: &str, path: &str) -> Result<T, String> {
-        let resp = self
-            .request(reqwest::Method::GET, path, Some(session))
-            .send()
+        self.call(reqwest::Method::GET, path, session, None::<&()>)
             .await
-            .map_err(|e| e.to_string())?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(format!(
-                "GET {path}: {status}: {}",
-                resp.text().await.unwrap_or_default()
-            ));
-        }
-        resp.json().await.map_err(|e| e.to_string())
     }
 
     /// An authorised POST of JSON, decoded.
@@ -181,16 +170,28 @@ impl RemoteCentral {
         path: &str,
         body: &B,
     ) -> Result<T, String> {
-        let resp = self
-            .request(reqwest::Method::POST, path, Some(session))
-            .json(body)
-            .send()
+        self.call(reqwest::Method::POST, path, session, Some(body))
             .await
-            .map_err(|e| e.to_string())?;
+    }
+
+    /// An authorised request with an optional JSON body; a non-2xx answer is an error that
+    /// quotes it.
+    async fn call<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        session: &str,
+        body: Option<&B>,
+    ) -> Result<T, String> {
+        let mut r = self.request(method.clone(), path, Some(session));
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        let resp = r.send().await.map_err(|e| e.to_string())?;
         let status = resp.status();
         if !status.is_success() {
             return Err(format!(
-                "POST {path}: {status}: {}",
+                "{method} {path}: {status}: {}",
                 resp.text().await.unwrap_or_default()
             ));
         }

@@ -203,6 +203,24 @@ pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
+impl ErrorBody {
+    /// The body of an answer with HTTP `status` for `e`. A 5xx says nothing of its cause (the
+    /// server's log has it) beyond where to look: `log` names it, e.g. "the recorder's log".
+    pub fn of(e: &crate::Error, status: u16, log: &str) -> ErrorBody {
+        let message = if status >= 500 {
+            format!("internal error; see {log}")
+        } else {
+            e.to_string()
+        };
+        ErrorBody {
+            error: ErrorDetail {
+                code: e.kind().code().to_owned(),
+                message,
+            },
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ErrorDetail {
     /// Stable snake_case code (`vms_core::ErrorKind::code`).

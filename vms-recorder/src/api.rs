@@ -53,18 +53,10 @@ impl IntoResponse for ApiError {
             StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
         });
         // A 5xx says nothing of its cause to the client; the log has it.
-        let message = if status.is_server_error() {
+        if status.is_server_error() {
             tracing::error!(err = %self.0, "request failed");
-            "internal error; see the recorder's log".to_owned()
-        } else {
-            self.0.to_string()
-        };
-        let body = wire::ErrorBody {
-            error: wire::ErrorDetail {
-                code: kind.code().to_owned(),
-                message,
-            },
-        };
+        }
+        let body = wire::ErrorBody::of(&self.0, status.as_u16(), "the recorder's log");
         let mut r = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(
