@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every system package that the build, the tests and the demo need, only where it is
-# missing. Safe to run again: on a ready machine it only asks dpkg and exits.
+# missing, and schemathesis (PyPI) into the repository's virtual environment .venv/. Safe to
+# run again: on a ready machine it only asks dpkg and schemathesis for their versions.
 set -euo pipefail
 
 packages=(
@@ -19,6 +20,8 @@ packages=(
   nginx
   # the demo script talks to central's API
   curl jq
+  # the virtual environment schemathesis is installed into
+  python3 python3-venv
 )
 
 missing=()
@@ -27,13 +30,20 @@ for p in "${packages[@]}"; do
   [ "$status" = installed ] || missing+=("$p")
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-echo "setup: installing ${missing[*]}" >&2
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# schemathesis, the property-based API tester of tests/tests/schemathesis.rs, pinned.
+schemathesis_version=4.32.5
+venv="$(cd "$(dirname "$0")/.." && pwd)/.venv"
+if [ "$("$venv/bin/st" --version 2>/dev/null || true)" != "st, version $schemathesis_version" ]; then
+  echo "setup: installing schemathesis $schemathesis_version from PyPI into $venv" >&2
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$schemathesis_version"
+fi

@@ -76,7 +76,7 @@ fn bad_json(e: JsonRejection) -> ApiError {
     ApiError(err!(InvalidArgument, "{}", e.body_text()), status)
 }
 
-fn bad_query(e: QueryRejection) -> ApiError {
+pub(crate) fn bad_query(e: QueryRejection) -> ApiError {
     ApiError(err!(InvalidArgument, "{}", e.body_text()), None)
 }
 

@@ -107,8 +107,15 @@ pub struct Camera {
 }
 
 impl StreamSpec {
-    /// The URL to connect to, checked: `rtsp` scheme, a host, no credentials in it.
+    /// The URL to connect to, checked: a URI (printable ASCII: anything else
+    /// percent-encoded), `rtsp` scheme, a host, no credentials in it.
     pub fn parsed_url(&self) -> Result<url::Url, Error> {
+        if !self.url.bytes().all(|b| b.is_ascii_graphic()) {
+            bail!(
+                InvalidArgument,
+                "url: printable ASCII without spaces; percent-encode anything else"
+            );
+        }
         let url = url::Url::parse(&self.url).map_err(|e| err!(InvalidArgument, "url: {e}"))?;
         if url.scheme() != "rtsp" {
             bail!(InvalidArgument, "url: scheme must be rtsp");
@@ -219,9 +226,16 @@ mod tests {
                 .to_string()
                 .contains("credentials")
         );
-        let mut s = spec();
-        s.streams[0].url = "file:///etc/passwd".into();
-        assert!(s.validate().is_err());
+        for url in [
+            "file:///etc/passwd",
+            "rtsp://\u{e1}\u{a5}?\u{81}",
+            "rtsp://127.0.0.1/a b",
+            " rtsp://127.0.0.1/x",
+        ] {
+            let mut s = spec();
+            s.streams[0].url = url.into();
+            assert!(s.validate().is_err(), "{url:?}");
+        }
         for (code, ok) in [
             ("75111000013100000001", true),
             ("75000000013100000001", true),

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use ed25519_dalek::pkcs8::DecodePublicKey;
@@ -419,7 +420,14 @@ pub struct EventsQuery {
 
 /// `GET /api/v1/channel/events`: the NDJSON stream of what the recorder pushes to central,
 /// from the versions central says it holds. Only central, over the channel, may open it.
-pub async fn events(State(service): State<Arc<Service>>, Query(q): Query<EventsQuery>) -> Response {
+pub async fn events(
+    State(service): State<Arc<Service>>,
+    q: Result<Query<EventsQuery>, QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return crate::api::bad_query(e).into_response(),
+    };
     let (tx, rx) = mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(16);
     tokio::spawn(async move {
         if let Err(e) = push(&service, q, &tx).await {

@@ -12,7 +12,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use vms_core::audit::Action;
@@ -52,7 +52,11 @@ pub fn router(central: Arc<Central>) -> Router {
             .route("/api/v1/recorders", get(list_recorders))
             .route("/api/v1/recorders/{id}", get(get_recorder))
             .route("/api/v1/recorders/{id}/cameras", post(add_camera))
-            .route("/api/v1/recorders/{id}/relay/{*path}", any(relay))
+            // The methods of the recorder's media endpoints: nothing else is relayed.
+            .route(
+                "/api/v1/recorders/{id}/relay/{*path}",
+                get(relay).post(relay).delete(relay),
+            )
             .route("/api/v1/enrolment-tokens", post(create_enrolment_token))
             .route("/api/v1/cameras", get(directory))
             .route(
@@ -559,6 +563,18 @@ async fn relay_json(
     Ok((status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response())
 }
 
+/// A camera's region must lie within its recorder's: central's catalog refuses the others.
+fn within_recorder(region: &RegionCode, recorder: &RecorderRecord) -> Result<(), Error> {
+    if !region.is_within(&recorder.region) {
+        bail!(
+            InvalidArgument,
+            "region: {region} is outside the recorder's region {}",
+            recorder.region
+        );
+    }
+    Ok(())
+}
+
 async fn add_camera(
     State(c): State<Arc<Central>>,
     Caller(u): Caller,
@@ -569,14 +585,7 @@ async fn add_camera(
     let Json(req) = body.map_err(bad_json)?;
     let region: RegionCode = req.region.parse().map_err(|e: Error| e.context("region"))?;
     authz::check(&u, Permission::ManageCameras, &region, "region")?;
-    if !region.is_within(&r.region) {
-        return Err(err!(
-            InvalidArgument,
-            "region: {region} is outside the recorder's region {}",
-            r.region
-        )
-        .into());
-    }
+    within_recorder(&region, &r)?;
     c.audit(
         &u,
         Action::CameraAdded,
@@ -598,6 +607,11 @@ async fn update_camera(
     let Json(req) = body.map_err(bad_json)?;
     let region: RegionCode = req.region.parse().map_err(|e: Error| e.context("region"))?;
     authz::check(&u, Permission::ManageCameras, &region, "region")?;
+    let recorder = c
+        .registry
+        .get(e.recorder)?
+        .ok_or_else(|| err!(NotFound, "camera not found"))?;
+    within_recorder(&region, &recorder)?;
     c.audit(
         &u,
         Action::CameraChanged,
@@ -802,6 +816,21 @@ fn relayable(path: &str) -> bool {
     }
 }
 
+/// Whether a request carries a token as the recorder reads one: a bearer token, or the
+/// `token` query parameter.
+fn carries_token(req: &Request) -> bool {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bearer "));
+    bearer
+        || req
+            .uri()
+            .query()
+            .is_some_and(|q| url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "token"))
+}
+
 /// `/api/v1/recorders/{id}/relay/{path}`: forwards a media request, with its token, to a
 /// recorder clients cannot reach, over its channel, and streams the answer back. The
 /// recorder checks the token as for a direct request.
@@ -818,6 +847,10 @@ async fn relay(
     if record.public_url.is_some() || !relayable(&path) {
         // Recorders clients can reach are not relayed; nor is anything but media.
         return Err(err!(NotFound, "no such relay").into());
+    }
+    if !carries_token(&req) {
+        // Over the channel, a request without a token would act as central itself.
+        return Err(err!(Unauthenticated, "a media token is required").into());
     }
     let (parts, body) = req.into_parts();
     let query = parts
