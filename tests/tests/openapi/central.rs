@@ -39,6 +39,7 @@ const CAMERAS: &str = "/api/v1/cameras";
 const CAMERA: &str = "/api/v1/cameras/{id}";
 const QUERY: &str = "/api/v1/recordings/query";
 const MEDIA_TOKENS: &str = "/api/v1/media-tokens";
+const AUDIT: &str = "/api/v1/audit";
 const ENROL: &str = "/api/v1/enrol";
 
 /// The password of every user the test makes.
@@ -343,6 +344,7 @@ async fn a_running_central_serves_and_answers_as_the_openapi_documents_say() {
     let users = users(&mut c, &central).await;
     recorders_and_enrolment(&mut c, &dirs, &central, &rec, [hand_token, offline_token]).await;
     directory(&mut c, &rec, a, b).await;
+    audit(&mut c).await;
     queries_and_tokens(&mut c, a, b).await;
     relay(&mut c, &rec, a, [playback, hold, live]).await;
     roles(&mut c, &users, &rec, a, b).await;
@@ -730,6 +732,24 @@ async fn recorders_and_enrolment(
         503,
     )
     .await;
+}
+
+/// The audit listing: central's own log with its checkpoint, and refusals.
+async fn audit(c: &mut Checker) {
+    c.expect(req(Method::GET, AUDIT).query("log=central&limit=5"), 200)
+        .await;
+    c.expect(req(Method::GET, AUDIT).query("action=token_issued"), 200)
+        .await;
+    for (query, why) in [
+        ("limit=0", "a limit of 0"),
+        ("log=nobody", "a log that is no recorder's"),
+        ("action=dancing", "an unknown action"),
+        ("from=yesterday", "a time that is not RFC 3339"),
+        ("cursor=zz", "a cursor central did not give"),
+    ] {
+        c.expect(req(Method::GET, AUDIT).query(query).note(why), 400)
+            .await;
+    }
 }
 
 /// The directory: searches, paging, filters, refusals; cameras read and changed.
