@@ -541,6 +541,18 @@ async fn the_directory_authorisation_and_media_tokens_hold_across_three_recorder
     assert_eq!(resp.status(), 200);
     let jpeg = resp.bytes().await.unwrap();
     assert_eq!(&jpeg[..2], &[0xff, 0xd8], "a JPEG");
+    // A session token is never relayed: the relay carries media tokens only.
+    let resp = reqwest::Client::new()
+        .get(format!(
+            "{}{}/api/v1/cameras/{a1}/playback.m3u8?{q}",
+            c.url(""),
+            playback.base_url
+        ))
+        .bearer_auth(&inv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401, "a session token at the relay");
     // The relay carries nothing but media.
     let resp = reqwest::get(format!("{}{}/api/v1/cameras", c.url(""), live_c1.base_url))
         .await

@@ -95,7 +95,9 @@ async fn schemathesis_finds_nothing_wrong_with_central() {
 }
 
 /// The recorder's API. The event stream never ends, so it is left out (the drift test reads
-/// it). The cameras the run adds fail to connect, loudly: the recorder logs to a file.
+/// it). So are adding and changing cameras: generated camera URLs would make the recorder dial
+/// hosts other than this machine's loopback (the drift test covers both operations with
+/// cameras on 127.0.0.1).
 #[test]
 fn schemathesis_finds_nothing_wrong_with_the_recorder() {
     let dirs = RecorderDirs::new("");
@@ -105,7 +107,7 @@ fn schemathesis_finds_nothing_wrong_with_the_recorder() {
         "spec/openapi/recorder.yaml",
         &recorder.url(""),
         ADMIN_TOKEN,
-        &["channelEvents"],
+        &["channelEvents", "addCamera", "updateCamera"],
     );
     recorder
         .process

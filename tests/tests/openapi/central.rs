@@ -699,18 +699,33 @@ async fn recorders_and_enrolment(
     }
     // Central never relays for a recorder clients reach, nor for one unknown; one whose
     // channel is down is unavailable.
+    // (The relay passes media tokens only — JWS-shaped ones; this one would not verify at a
+    // recorder, but none is reached.)
+    let jws = "eyJhbGciOiJFZERTQSJ9.e30.c2ln";
     let recordings = format!("api/v1/cameras/{UNKNOWN_ID}/recordings");
     for (recorder, status) in [(hand.as_str(), 404), (UNKNOWN_ID, 404), (&offline, 503)] {
         c.expect(
-            req(Method::GET, RELAY).arg(recorder).arg(&recordings),
+            req(Method::GET, RELAY)
+                .arg(recorder)
+                .arg(&recordings)
+                .bearer(jws),
             status,
         )
         .await;
     }
     c.expect(
+        req(Method::GET, RELAY)
+            .arg(&offline)
+            .arg(&recordings)
+            .note("a session token, which the relay never passes on"),
+        401,
+    )
+    .await;
+    c.expect(
         req(Method::POST, RELAY)
             .arg(&offline)
             .arg(&format!("api/v1/cameras/{UNKNOWN_ID}/holds"))
+            .bearer(jws)
             .json(&json!({})),
         503,
     )
@@ -718,7 +733,8 @@ async fn recorders_and_enrolment(
     c.expect(
         req(Method::DELETE, RELAY)
             .arg(&offline)
-            .arg(&format!("api/v1/holds/{UNKNOWN_ID}")),
+            .arg(&format!("api/v1/holds/{UNKNOWN_ID}"))
+            .bearer(jws),
         503,
     )
     .await;

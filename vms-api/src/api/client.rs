@@ -819,16 +819,25 @@ fn relayable(path: &str) -> bool {
 /// Whether a request carries a token as the recorder reads one: a bearer token, or the
 /// `token` query parameter.
 fn carries_token(req: &Request) -> bool {
+    // Only a media token (a JWS: three dot-separated parts) is relayed: a session token or
+    // any other credential sent here never reaches a recorder.
+    let jws = |t: &str| t.split('.').count() == 3;
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("Bearer "));
-    bearer
-        || req
-            .uri()
-            .query()
-            .is_some_and(|q| url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "token"))
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let query = || {
+        req.uri().query().and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "token")
+                .map(|(_, v)| v.into_owned())
+        })
+    };
+    match bearer {
+        Some(b) => jws(b),
+        None => query().is_some_and(|t| jws(&t)),
+    }
 }
 
 /// `/api/v1/recorders/{id}/relay/{path}`: forwards a media request, with its token, to a
