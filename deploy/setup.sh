@@ -17,6 +17,8 @@ packages=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x gstreamer1.0-tools
   # the export benchmark's reference web server (tests/bench/export.sh)
   nginx
+  # the central benchmark reads its figures from JSON (tests/bench/central.sh)
+  jq
 )
 
 missing=()
