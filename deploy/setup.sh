@@ -18,7 +18,7 @@ packages=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x gstreamer1.0-tools
   # the export benchmark's reference web server (tests/bench/export.sh)
   nginx
-  # the demo script talks to central's API
+  # the demo script and the central benchmark talk to central's API and read its JSON
   curl jq
   # the virtual environment schemathesis is installed into
   python3 python3-venv

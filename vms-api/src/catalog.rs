@@ -30,7 +30,11 @@ pub struct Entry {
     pub recorder: RecorderId,
     pub camera: CatalogCamera,
     name_lc: String,
-    code_lc: String,
+    /// What text searches look in: the name and the registry number, lower-case, on two
+    /// lines (a query cannot hold a line break, so it never matches across them): one
+    /// substring search over one allocation a camera, which over a large directory is
+    /// several times faster than one search in each field.
+    text_lc: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -109,7 +113,7 @@ fn entry(
         region,
         recorder,
         name_lc: c.name.to_lowercase(),
-        code_lc: c.code.as_deref().unwrap_or("").to_lowercase(),
+        text_lc: format!("{}\n{}", c.name, c.code.as_deref().unwrap_or("")).to_lowercase(),
         camera: c,
     })
 }
@@ -295,6 +299,9 @@ impl Catalog {
         }
         roots.sort();
         let text = query.text.as_deref().map(str::to_lowercase);
+        // Neighbours in the walk mostly share a recorder: its state is asked once a run.
+        let mut last_recorder: Option<(RecorderId, bool)> = None;
+        let mut tally = Tally::new(&query.region);
         for root in roots {
             let (lo, hi) = subtree_bounds(&root);
             for ((region, name, id), e) in dir
@@ -304,28 +311,86 @@ impl Catalog {
                 if region > &hi {
                     break;
                 }
-                let up = online(e.recorder);
+                let up = match last_recorder {
+                    Some((r, up)) if r == e.recorder => up,
+                    _ => {
+                        let up = online(e.recorder);
+                        last_recorder = Some((e.recorder, up));
+                        up
+                    }
+                };
                 if !matches(query, text.as_deref(), e, up) {
                     continue;
                 }
                 result.total += 1;
-                *result
-                    .counts
-                    .entry(child_of(&query.region, region))
-                    .or_insert(0) += 1;
-                let key = (*region, name.clone(), *id);
-                if query.after.as_ref().is_some_and(|a| &key <= a) {
+                tally.add(region);
+                if query
+                    .after
+                    .as_ref()
+                    .is_some_and(|(r, n, i)| (region, name, id) <= (r, n, i))
+                {
                     continue;
                 }
                 if result.cameras.len() < query.limit {
                     result.cameras.push((e.clone(), up));
-                    result.last = Some(key);
+                    result.last = Some((*region, name.clone(), *id));
                 } else {
                     result.more = true;
                 }
             }
         }
+        result.counts = tally.finish();
         result
+    }
+}
+
+/// Matches per region one level below the searched one. The walk visits regions in order,
+/// so each child's matches come in one run and the map is touched once a run, not once a
+/// match.
+struct Tally<'a> {
+    parent: &'a RegionCode,
+    counts: BTreeMap<RegionCode, usize>,
+    /// The last region counted, its child, and the child's matches in this run.
+    run: Option<(RegionCode, RegionCode, usize)>,
+}
+
+impl<'a> Tally<'a> {
+    fn new(parent: &'a RegionCode) -> Tally<'a> {
+        Tally {
+            parent,
+            counts: BTreeMap::new(),
+            run: None,
+        }
+    }
+
+    fn add(&mut self, region: &RegionCode) {
+        if let Some((last, _, n)) = &mut self.run
+            && last == region
+        {
+            *n += 1;
+            return;
+        }
+        let child = child_of(self.parent, region);
+        if let Some((last, c, n)) = &mut self.run
+            && *c == child
+        {
+            *last = *region;
+            *n += 1;
+            return;
+        }
+        self.flush();
+        self.run = Some((*region, child, 1));
+    }
+
+    fn flush(&mut self) {
+        if let Some((_, child, n)) = self.run.take() {
+            *self.counts.entry(child).or_insert(0) += n;
+        }
+    }
+
+    fn finish(mut self) -> BTreeMap<RegionCode, usize> {
+        self.flush();
+        self.counts
     }
 }
 
@@ -391,7 +456,7 @@ fn matches(q: &Query, text: Option<&str>, e: &Entry, recorder_up: bool) -> bool 
         }
     }
     if let Some(t) = text
-        && !(e.name_lc.contains(t) || e.code_lc.contains(t) || e.camera.id.eq_ignore_ascii_case(t))
+        && !(e.text_lc.contains(t) || e.camera.id.eq_ignore_ascii_case(t))
     {
         return false;
     }
@@ -612,5 +677,49 @@ mod tests {
         assert_eq!(cat.len(), 2);
         assert_eq!(cat.version(almaty).unwrap(), Some(v("e3", 1)));
         assert!(decode_cursor("garbage!").is_err());
+    }
+
+    #[test]
+    fn counts_per_child_and_text_in_name_or_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s")).unwrap();
+        let almaty = RecorderId::generate();
+        let cat = Catalog::open(&store, &HashMap::from([(almaty, r("750000000"))])).unwrap();
+        let mut coded = cam("Gate", "751210000", 43.3);
+        coded.code = Some("75121000013100000042".into());
+        let cameras = vec![
+            cam("Abay ave 1", "751110000", 43.2),
+            cam("Abay ave 2", "751110000", 43.2),
+            cam("Abay ave 3", "751120000", 43.2),
+            coded,
+            cam("Dostyk 5", "751310000", 43.3),
+        ];
+        cat.apply_full(almaty, &r("750000000"), v("e", 1), cameras)
+            .unwrap();
+        let up = |_| true;
+        let counts = |q: &Query, scopes: &[RegionCode]| {
+            let res = cat.search(q, scopes, &up);
+            let counts: Vec<(String, usize)> = res
+                .counts
+                .iter()
+                .map(|(r, n)| (r.to_string(), *n))
+                .collect();
+            (res.total, counts)
+        };
+        let rep = [r("000000000")];
+        assert_eq!(
+            counts(&all("751100000"), &rep),
+            (3, vec![("751110000".into(), 2), ("751120000".into(), 1)])
+        );
+        // Two scopes under one child of the query region add up there.
+        assert_eq!(
+            counts(&all("000000000"), &[r("751110000"), r("751310000")]),
+            (3, vec![("750000000".into(), 3)])
+        );
+        let mut q = all("750000000");
+        q.text = Some("00042".into());
+        assert_eq!(counts(&q, &rep), (1, vec![("751200000".into(), 1)]));
+        q.text = Some("ABAY AVE".into());
+        assert_eq!(counts(&q, &rep).0, 3);
     }
 }

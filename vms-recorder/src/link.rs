@@ -227,24 +227,16 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Enrols with the configured one-time token and keeps what central gives.
-async fn enrol(service: &Arc<Service>, config: &CentralConfig) -> Result<Enrolment, Error> {
-    let token = config.enrolment_token.as_deref().ok_or_else(|| {
-        err!(
-            FailedPrecondition,
-            "central.enrolment_token: needed until this recorder has enrolled"
-        )
-    })?;
+/// The TLS of an enrolment (spec/central.md, "Enrolment"): TLS 1.3, ALPN `http/1.1`, no
+/// client certificate, and central trusted only through the root its chain holds whose
+/// SHA-256 `token` pins. Public so that every enrolling client, the benchmarks' simulated
+/// recorders too, trusts central exactly as the recorder does.
+pub fn enrolment_tls(token: &str) -> Result<rustls::ClientConfig, Error> {
     let pin = token
         .rsplit('.')
         .next()
         .filter(|p| p.len() == 64 && p.bytes().all(|b| b.is_ascii_hexdigit()))
-        .ok_or_else(|| {
-            err!(
-                InvalidArgument,
-                "central.enrolment_token: not an enrolment token"
-            )
-        })?
+        .ok_or_else(|| err!(InvalidArgument, "not an enrolment token"))?
         .to_ascii_lowercase();
     let provider = provider();
     let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -254,6 +246,43 @@ async fn enrol(service: &Arc<Service>, config: &CentralConfig) -> Result<Enrolme
         .with_custom_certificate_verifier(Arc::new(PinnedRoot { pin, provider }))
         .with_no_client_auth();
     tls.alpn_protocols = vec![ALPN_HTTP1.to_vec()];
+    Ok(tls)
+}
+
+/// The TLS of the channel (spec/central.md, "The channel"): TLS 1.3, ALPN `vms-channel/1`,
+/// the certificate central issued (`cert_pem`) with its key as client certificate, and only
+/// the root certificate enrolment gave (`root_pem`) trusted. Public for the same reason as
+/// [`enrolment_tls`].
+pub fn channel_tls(
+    root_pem: &str,
+    cert_pem: &str,
+    key: PrivateKeyDer<'static>,
+) -> Result<rustls::ClientConfig, Error> {
+    let root = pem_der(root_pem, "central root certificate")?;
+    let cert = pem_der(cert_pem, "recorder certificate")?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(root)
+        .map_err(|e| err!(DataLoss, "central root certificate: {e}"))?;
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| err!(Internal, "TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(vec![cert], key)
+        .map_err(|e| err!(Internal, "TLS client certificate: {e}"))?;
+    tls.alpn_protocols = vec![ALPN_CHANNEL.to_vec()];
+    Ok(tls)
+}
+
+/// Enrols with the configured one-time token and keeps what central gives.
+async fn enrol(service: &Arc<Service>, config: &CentralConfig) -> Result<Enrolment, Error> {
+    let token = config.enrolment_token.as_deref().ok_or_else(|| {
+        err!(
+            FailedPrecondition,
+            "central.enrolment_token: needed until this recorder has enrolled"
+        )
+    })?;
+    let tls = enrolment_tls(token).map_err(|e| e.context("central.enrolment_token"))?;
     let stream = connect(&config.url, tls).await?;
 
     let key = &service.evidence_key;
@@ -360,28 +389,17 @@ async fn channel(
     let d = dir(&service.data_dir);
     let root_pem = std::fs::read_to_string(d.join(ROOT_FILE))
         .io_context(|| format!("reading {}", d.join(ROOT_FILE).display()))?;
-    let root = pem_der(&root_pem, "central root certificate")?;
     let cert_pem = service.evidence_key.certificate().ok_or_else(|| {
         err!(
             FailedPrecondition,
             "enrolled, but the certificate is missing"
         )
     })?;
-    let cert = pem_der(&cert_pem, "recorder certificate")?;
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(root)
-        .map_err(|e| err!(DataLoss, "central root certificate: {e}"))?;
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| err!(Internal, "TLS: {e}"))?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(
-            vec![cert],
-            PrivateKeyDer::Pkcs8(service.evidence_key.pkcs8_der()?),
-        )
-        .map_err(|e| err!(Internal, "TLS client certificate: {e}"))?;
-    tls.alpn_protocols = vec![ALPN_CHANNEL.to_vec()];
+    let tls = channel_tls(
+        &root_pem,
+        &cert_pem,
+        PrivateKeyDer::Pkcs8(service.evidence_key.pkcs8_der()?),
+    )?;
     // The configured address wins over the one enrolled with (central may move); the trust
     // stays what enrolment gave.
     if config.url != enrolment.central_url {
