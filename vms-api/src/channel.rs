@@ -88,15 +88,12 @@ impl Channels {
             .get(&id)
             .cloned()
             .ok_or_else(|| err!(Unavailable, "recorder {id} has no channel open"))?;
-        // HTTP/2 wants a scheme and authority; the channel itself says who the peer is.
         let pq = req
             .uri()
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_owned();
-        *req.uri_mut() = format!("https://{id}.recorder.vms{pq}")
-            .parse()
-            .map_err(|e| err!(InvalidArgument, "bad recorder path {pq:?}: {e}"))?;
+        *req.uri_mut() = channel_uri(id, &pq)?;
         let mut sender = link.sender;
         let call = async {
             sender
@@ -154,6 +151,14 @@ impl Channels {
             )
         })
     }
+}
+
+/// The URI of a recorder API path on a recorder's channel. HTTP/2 wants a scheme and an
+/// authority; the channel itself says who the peer is, so the authority only names it.
+fn channel_uri(id: RecorderId, path_and_query: &str) -> Result<hyper::Uri, Error> {
+    format!("https://{id}.recorder.vms{path_and_query}")
+        .parse()
+        .map_err(|e| err!(InvalidArgument, "bad recorder path {path_and_query:?}: {e}"))
 }
 
 /// A recorder's error answer, as an error of the kind its status says.
@@ -279,11 +284,14 @@ async fn subscribe(
     let id = record.id;
     let version = central.catalog.version(id)?;
     let audit_seq = central.audit.head(id)?.seq;
-    let uri = format!(
-        "https://{id}.recorder.vms/api/v1/channel/events?catalog_epoch={}&catalog_seq={}&audit_seq={audit_seq}",
-        version.as_ref().map_or("", |v| v.epoch.as_str()),
-        version.as_ref().map_or(0, |v| v.seq),
-    );
+    let uri = channel_uri(
+        id,
+        &format!(
+            "/api/v1/channel/events?catalog_epoch={}&catalog_seq={}&audit_seq={audit_seq}",
+            version.as_ref().map_or("", |v| v.epoch.as_str()),
+            version.as_ref().map_or(0, |v| v.seq),
+        ),
+    )?;
     let req = Request::get(uri)
         .body(Body::empty())
         .map_err(|e| err!(Internal, "{e}"))?;

@@ -14,7 +14,6 @@ use rcgen::{
     Issuer, KeyPair, KeyUsagePurpose, PKCS_ED25519, SanType, SerialNumber, SubjectPublicKeyInfo,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use sha2::{Digest, Sha256};
 use vms_core::id::RecorderId;
 use vms_core::keyfile::{load_or_create_ed25519, write_atomically};
 use vms_core::{Error, IoResultExt, err};
@@ -33,14 +32,6 @@ const LEAF_VALIDITY_DAYS: i64 = 825;
 
 fn pki_err(what: &str, e: impl std::fmt::Display) -> Error {
     err!(Internal, "{what}: {e}")
-}
-
-/// Lower-case hex SHA-256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn random_serial() -> SerialNumber {
@@ -115,7 +106,7 @@ impl Pki {
 
     /// Hex SHA-256 of the root certificate's DER: what an enrolment token pins.
     pub fn root_fingerprint(&self) -> String {
-        sha256_hex(&self.root_cert_der)
+        vms_core::hex::sha256(&self.root_cert_der)
     }
 
     /// The key that signs media tokens.

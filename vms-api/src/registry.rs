@@ -14,8 +14,9 @@ use vms_core::region::RegionCode;
 use vms_core::wire::{self, EnrolRequest, EnrolResponse, RecorderStatus};
 use vms_core::{Error, bail, err};
 
-use crate::pki::{Pki, sha256_hex};
+use crate::pki::Pki;
 use crate::store::{Store, Table};
+use vms_core::hex::{self, constant_time_eq};
 
 /// Major versions of the spec this build speaks, newest first.
 pub const SPEC_VERSIONS: &[&str] = &["1.0"];
@@ -89,14 +90,14 @@ impl Registry {
     ) -> Result<NewToken, Error> {
         let id = ulid::Ulid::new().to_string();
         let secret: [u8; 16] = rand::random();
-        let secret = hex(&secret);
+        let secret = hex::encode(&secret);
         let expires = jiff::Timestamp::now()
             .checked_add(jiff::SignedDuration::from_secs(ttl.as_secs() as i64))
             .map_err(|e| err!(InvalidArgument, "ttl: {e}"))?;
         self.tokens.put(
             &id,
             &TokenRecord {
-                secret_sha256: sha256_hex(secret.as_bytes()),
+                secret_sha256: hex::sha256(secret.as_bytes()),
                 region,
                 expires_unix: expires.as_second(),
                 created_by: created_by.to_owned(),
@@ -130,7 +131,7 @@ impl Registry {
         };
         let stored: TokenRecord = self.tokens.get(id)?.ok_or_else(refused)?;
         if !constant_time_eq(
-            sha256_hex(secret.as_bytes()).as_bytes(),
+            hex::sha256(secret.as_bytes()).as_bytes(),
             stored.secret_sha256.as_bytes(),
         ) {
             return Err(refused());
@@ -163,7 +164,7 @@ impl Registry {
                     "public_key_pem: not an Ed25519 SPKI PEM: {e}"
                 )
             })?;
-        let proof: [u8; 64] = unhex(&req.proof)
+        let proof: [u8; 64] = hex::decode(&req.proof)
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| err!(InvalidArgument, "proof: not 64 hex-encoded bytes"))?;
         key.verify_strict(
@@ -176,7 +177,7 @@ impl Registry {
             return Err(refused());
         }
         let certificate_pem = pki.certify_recorder(recorder, &req.public_key_pem)?;
-        let cert_sha256 = sha256_hex(&crate::pki::pem_to_der(&certificate_pem)?);
+        let cert_sha256 = hex::sha256(&crate::pki::pem_to_der(&certificate_pem)?);
         if let Some(old) = self.get(recorder)? {
             self.certs.remove(&old.cert_sha256)?;
         }
@@ -211,7 +212,7 @@ impl Registry {
     /// The recorder a channel's client certificate (its DER) belongs to, if it is the one
     /// central issued it last.
     pub fn by_certificate(&self, der: &[u8]) -> Result<Option<RecorderRecord>, Error> {
-        match self.certs.get::<RecorderId>(sha256_hex(der))? {
+        match self.certs.get::<RecorderId>(hex::sha256(der))? {
             Some(id) => self.get(id),
             None => Ok(None),
         }
@@ -330,25 +331,6 @@ fn check_public_url(u: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-/// Compares in time independent of where the strings differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,7 +359,7 @@ mod tests {
             name: "Almaty-1".into(),
             region: region.into(),
             public_key_pem: pem,
-            proof: hex(&proof.to_bytes()),
+            proof: hex::encode(&proof.to_bytes()),
             public_url: None,
         }
     }
@@ -403,7 +385,7 @@ mod tests {
             vms_core::ErrorKind::PermissionDenied
         );
         let mut forged = request(&t.token, "751110000", &key);
-        forged.proof = hex(&[0; 64]);
+        forged.proof = hex::encode(&[0; 64]);
         assert!(
             reg.enrol(&pki, &forged, hb).is_err(),
             "no proof, no enrolment"

@@ -202,7 +202,7 @@ pub fn seal(
         prev: &prev.hash,
     })
     .map_err(|e| err!(Internal, "serialising a record: {e}"))?;
-    let hash = sha256_hex(line.as_bytes());
+    let hash = crate::hex::sha256(line.as_bytes());
     // The canonical bytes end with the object's closing brace: `hash` goes just before it.
     line.pop();
     line.push_str(&format!(",\"hash\":\"{hash}\"}}"));
@@ -232,10 +232,6 @@ fn format_time(t: jiff::Timestamp) -> String {
     jiff::Timestamp::from_millisecond(t.as_millisecond())
         .unwrap_or(t)
         .to_string()
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(bytes))
 }
 
 fn is_hash(s: &str) -> bool {

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod error;
 pub mod gap;
+pub mod hex;
 pub mod id;
 pub mod keyfile;
 pub mod region;

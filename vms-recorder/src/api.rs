@@ -749,7 +749,7 @@ async fn segment_file(
         },
     )?;
     let path = stored_path(&s, &row)?;
-    let etag = format!("\"{}\"", hex(&row.sha256[..16]));
+    let etag = format!("\"{}\"", vms_core::hex::encode(&row.sha256[..16]));
     Ok(crate::media::serve::file(&path, row.size_bytes, &etag, "video/mp4", &headers).await?)
 }
 
@@ -889,7 +889,7 @@ async fn export_mp4(
     })
     .await
     .map_err(|e| err!(Internal, "export task: {e}"))??;
-    let etag = format!("\"{}\"", hex(&sources_hash[..16]));
+    let etag = format!("\"{}\"", vms_core::hex::encode(&sources_hash[..16]));
     // One audit record per download: a player's follow-up ranges are not new exports.
     let continues = headers
         .get(header::RANGE)
@@ -1288,10 +1288,6 @@ async fn evidence_key(State(s): State<Arc<Service>>) -> Json<wire::EvidenceKey> 
         fingerprint: key.public_key().fingerprint().to_owned(),
         certificate_pem: key.certificate(),
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn gap(start: Time90k, end: Time90k, reason: EndReason) -> wire::Gap {

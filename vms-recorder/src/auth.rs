@@ -56,11 +56,6 @@ impl Principal {
     }
 }
 
-/// Compares in time independent of where the strings differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// What the credentials of a request make of it. `token` is the bearer or query token;
 /// `channel` whether the request came over central's channel. A token decides when there is
 /// one: a request central relays carries its user's token.
@@ -73,7 +68,7 @@ pub fn authenticate(
     now: jiff::Timestamp,
 ) -> Result<Principal, Error> {
     match token {
-        Some(t) if constant_time_eq(t.as_bytes(), admin_token.as_bytes()) => {
+        Some(t) if vms_core::hex::constant_time_eq(t.as_bytes(), admin_token.as_bytes()) => {
             Ok(Principal::LocalAdmin)
         }
         Some(t) => token::verify(t, keys, recorder, now)

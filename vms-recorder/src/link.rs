@@ -23,7 +23,6 @@ use axum::response::{IntoResponse, Response};
 use ed25519_dalek::pkcs8::DecodePublicKey;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use vms_core::keyfile::write_atomically;
 use vms_core::token::TokenKey;
@@ -173,7 +172,7 @@ impl rustls::client::danger::ServerCertVerifier for PinnedRoot {
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
         let root = intermediates
             .iter()
-            .find(|c| hex(&Sha256::digest(c.as_ref())) == self.pin)
+            .find(|c| vms_core::hex::sha256(c.as_ref()) == self.pin)
             .ok_or_else(|| {
                 rustls::Error::General("central's chain does not hold the pinned root".into())
             })?;
@@ -221,10 +220,6 @@ impl rustls::client::danger::ServerCertVerifier for PinnedRoot {
             .signature_verification_algorithms
             .supported_schemes()
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The TLS of an enrolment (spec/central.md, "Enrolment"): TLS 1.3, ALPN `http/1.1`, no
@@ -296,7 +291,7 @@ async fn enrol(service: &Arc<Service>, config: &CentralConfig) -> Result<Enrolme
         name: config.name.clone(),
         region: config.region.to_string(),
         public_key_pem,
-        proof: hex(&proof),
+        proof: vms_core::hex::encode(&proof),
         public_url: config.public_url.clone(),
     };
     let body = serde_json::to_vec(&req).map_err(|e| err!(Internal, "{e}"))?;

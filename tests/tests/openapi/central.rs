@@ -156,11 +156,6 @@ struct User {
     token: String,
 }
 
-/// Lower-case hex.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// An enrolment request of a recorder whose key is `key`, with a proof that verifies.
 fn enrol_request(
     key: &ed25519_dalek::SigningKey,
@@ -181,7 +176,7 @@ fn enrol_request(
         "name": format!("Hand-enrolled {region}"),
         "region": region,
         "public_key_pem": pem,
-        "proof": hex(&proof.to_bytes()),
+        "proof": vms_core::hex::encode(&proof.to_bytes()),
         "public_url": public_url,
     })
 }
