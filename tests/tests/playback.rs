@@ -262,9 +262,11 @@ async fn hls_playback_over_segments_and_a_reconnect_plays_in_ffmpeg() {
     assert!(srt.contains(&clock(x_start)), "{srt}");
     let before_gap = clock(gap_start - Duration90k::from_millis(100));
     let after_gap = clock(gap_end + Duration90k::from_millis(100));
-    let (a, b) = (srt.find(&before_gap), srt.find(&after_gap));
+    // (A gap under a second can begin and end in the same second of the clock: then both
+    // are the same cue text, and what counts is that it is there.)
+    let (a, b) = (srt.find(&before_gap), srt.rfind(&after_gap));
     assert!(
-        a.is_some() && b.is_some() && a < b,
+        a.is_some() && b.is_some() && a <= b,
         "no jump from {before_gap} to {after_gap}: {srt}"
     );
     // The whole file decodes without an error.
