@@ -658,3 +658,71 @@ pub struct AuditEntry {
     pub details: serde_json::Map<String, serde_json::Value>,
     pub hash: String,
 }
+
+/// The version of the camera conformance report format (`spec/camera-conformance.md`).
+pub const CONFORMANCE_REPORT_VERSION: u32 = 1;
+
+/// A camera stream's conformance report: what `vms-recorder check-camera --json` writes and
+/// `GET /api/v1/cameras/{id}/conformance` serves.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ConformanceReport {
+    pub version: u32,
+    /// The stream's URL, never with credentials.
+    pub url: String,
+    /// `city`, `safe_yard` or `traffic`.
+    pub profile: String,
+    /// `main` or `sub`.
+    pub role: String,
+    pub started_at: String,
+    pub duration_ms: u64,
+    /// `pass` when no rule failed, else `fail`.
+    pub verdict: String,
+    pub stream: ConformanceStream,
+    /// Every rule of the standard, in its order.
+    pub rules: Vec<ConformanceRule>,
+}
+
+/// What the probe measured. A field is null when it could not be measured.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ConformanceStream {
+    /// The SDP encoding name, lower case (`h264`, `h265`, …).
+    pub codec: Option<String>,
+    pub profile: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub declared_fps: Option<f64>,
+    pub measured_fps: Option<f64>,
+    /// The longest complete keyframe interval seen.
+    pub keyframe_interval_ms: Option<u64>,
+    pub bitrate_kbps: Option<u64>,
+    pub frames: u64,
+    pub session_timeout_secs: Option<u64>,
+    /// The camera's clock (from RTCP sender reports) minus the checker's: the median.
+    pub camera_clock_offset_ms: Option<i64>,
+}
+
+/// One rule's verdict.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ConformanceRule {
+    /// `rtsp`, `auth`, `codec`, `resolution`, `frame_rate`, `keyframes`, `parameter_sets`,
+    /// `bitrate`, `rtp`, `clock`, `session`.
+    pub id: String,
+    /// `pass`, `fail` or `not_checked`.
+    pub status: String,
+    pub message: String,
+}
+
+/// `GET /api/v1/cameras/{id}/conformance`: the newest check of every stream.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CameraConformance {
+    pub streams: Vec<StreamConformance>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StreamConformance {
+    pub stream: String,
+    /// `running` while a check is under way (the previous report, if any, is still given),
+    /// `done` once a report is kept, `pending` before the first check starts.
+    pub state: String,
+    pub report: Option<ConformanceReport>,
+}

@@ -8,6 +8,7 @@ pub mod cameras;
 pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod conformance;
 pub mod evidence;
 pub mod holds;
 pub mod ingest;

@@ -8,6 +8,11 @@
 //! - `vms-recorder verify PACKAGE.tar [--trusted-key KEY.pem] [--trusted-root ROOT.pem]…`
 //!   checks an evidence package offline and prints `VERIFIED: …` (exit 0) or
 //!   `FAILED: <reason>` (exit 1).
+//! - `vms-recorder check-camera --url rtsp://… --profile CLASS [--role main|sub] [--username U]
+//!   [--duration-secs N] [--json FILE|-]` probes a camera stream and judges it against the
+//!   standard's camera profile (`spec/camera-conformance.md`). The password comes from the
+//!   environment variable `VMS_CAMERA_PASSWORD`. Exit 0 when it conforms, 1 when it does not,
+//!   2 when the arguments are wrong.
 //! - `vms-recorder audit-verify (--data-dir DIR | --log FILE) [--checkpoint SEQ:HASH]…`
 //!   checks the audit log's hash chain the same way.
 
@@ -19,7 +24,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use vms_core::audit::{Head, Violation};
 use vms_recorder::audit;
+use vms_recorder::cameras::{CameraClass, StreamSpec};
+use vms_recorder::clock::RealClocks;
 use vms_recorder::config::Config;
+use vms_recorder::conformance::{self, Role, Target};
 use vms_recorder::evidence::{self, PublicKey, Trust, TrustedRoot};
 use vms_recorder::service::{self, Service};
 
@@ -63,6 +71,31 @@ enum Command {
         #[arg(long = "trusted-root", value_name = "ROOT.pem")]
         trusted_roots: Vec<PathBuf>,
     },
+    /// Probe a camera stream for a while and check it against a camera profile of the
+    /// standard, rule by rule (spec/camera-conformance.md). The password is read from the
+    /// environment variable VMS_CAMERA_PASSWORD, never from the command line. Exit 0 when the
+    /// stream conforms, 1 when it does not, 2 when the arguments are wrong.
+    CheckCamera {
+        /// The stream, `rtsp://host[:port]/path`, without credentials.
+        #[arg(long)]
+        url: String,
+        /// The camera profile: `city`, `safe_yard` or `traffic`.
+        #[arg(long)]
+        profile: String,
+        /// `main` (the camera's first stream) or `sub`.
+        #[arg(long, default_value = "main")]
+        role: String,
+        /// The RTSP user name, if the camera needs one.
+        #[arg(long)]
+        username: Option<String>,
+        /// How long to play the stream, 10..=600 seconds.
+        #[arg(long, default_value_t = 30)]
+        duration_secs: u64,
+        /// Also write the report as JSON to this file; `-` writes it to standard output and
+        /// the human report to standard error.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
     /// Check the audit log's hash chain: every record's hash, sequence and link to the one
     /// before. Exit 0 when it holds, 1 when it does not.
     AuditVerify {
@@ -78,6 +111,76 @@ enum Command {
         #[arg(long = "checkpoint", value_name = "SEQ:HASH")]
         checkpoints: Vec<Head>,
     },
+}
+
+/// `check-camera`: exit 2 for bad arguments, 1 for a camera that does not conform.
+fn check_camera(
+    url: &str,
+    profile: &str,
+    role: &str,
+    username: Option<String>,
+    duration_secs: u64,
+    json: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let password = std::env::var("VMS_CAMERA_PASSWORD").ok();
+    let target = (|| {
+        let class: CameraClass = profile.parse()?;
+        let role: Role = role.parse()?;
+        let duration = conformance::check_duration(std::time::Duration::from_secs(duration_secs))?;
+        let url = StreamSpec {
+            name: "main".into(),
+            url: url.to_owned(),
+            username: username.clone(),
+            password: password.clone(),
+            transport: Default::default(),
+        }
+        .parsed_url()?;
+        Ok::<_, vms_core::Error>((
+            class,
+            role,
+            Target {
+                url,
+                username,
+                password,
+                duration,
+            },
+        ))
+    })();
+    let (class, role, target) = match target {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("check-camera: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(conformance::check(&target, class, role, &RealClocks));
+    let text = conformance::human(&report);
+    let body = serde_json::to_vec_pretty(&report)?;
+    match json.as_deref() {
+        Some(p) if p == Path::new("-") => {
+            eprint!("{text}");
+            let mut out = std::io::stdout().lock();
+            out.write_all(&body)?;
+            out.write_all(b"\n")?;
+        }
+        Some(p) => {
+            std::fs::write(p, &body).with_context(|| format!("writing {}", p.display()))?;
+            print_stdout(&text)?;
+        }
+        None => print_stdout(&text)?,
+    }
+    Ok(if report.verdict == "pass" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_stdout(text: &str) -> std::io::Result<()> {
+    std::io::stdout().lock().write_all(text.as_bytes())
 }
 
 fn init_logging() {
@@ -127,6 +230,14 @@ fn main() -> anyhow::Result<ExitCode> {
             let verdict = verify_package(&package, trusted_key.as_deref(), &trusted_roots);
             return verdict_line(verdict);
         }
+        Command::CheckCamera {
+            url,
+            profile,
+            role,
+            username,
+            duration_secs,
+            json,
+        } => return check_camera(&url, &profile, &role, username, duration_secs, json),
         Command::AuditVerify {
             data_dir,
             log,
