@@ -61,7 +61,9 @@ pub async fn check(
     let video = observations.video.as_ref().ok();
     let stream = ConformanceStream {
         codec: video.map(|v| v.encoding.to_ascii_lowercase()),
-        profile: sps.zip(video.and_then(|v| v.codec)).map(|(s, c)| s.profile_name(c)),
+        profile: sps
+            .zip(video.and_then(|v| v.codec))
+            .map(|(s, c)| s.profile_name(c)),
         width: sps.map(|s| s.width),
         height: sps.map(|s| s.height),
         declared_fps: measured.declared_fps.map(round2),
@@ -76,7 +78,9 @@ pub async fn check(
             .map(|s| s.timeout_secs.unwrap_or(60)),
         camera_clock_offset_ms: measured.clock_offset_ms,
     };
-    let failed = verdicts.iter().any(|(_, s)| matches!(s, rules::Status::Fail(_)));
+    let failed = verdicts
+        .iter()
+        .any(|(_, s)| matches!(s, rules::Status::Fail(_)));
     ConformanceReport {
         version: CONFORMANCE_REPORT_VERSION,
         url: target.url.to_string(),
@@ -144,7 +148,11 @@ pub fn human(report: &ConformanceReport) -> String {
     let _ = writeln!(
         out,
         "{}: {} of {} rules failed",
-        if failed == 0 { "CONFORMING" } else { "NOT CONFORMING" },
+        if failed == 0 {
+            "CONFORMING"
+        } else {
+            "NOT CONFORMING"
+        },
         failed,
         report.rules.len()
     );

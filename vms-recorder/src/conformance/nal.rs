@@ -126,10 +126,13 @@ impl<'a> Bits<'a> {
     }
 
     fn bit(&mut self) -> Result<u32, Error> {
-        let byte = self
-            .data
-            .get(self.pos / 8)
-            .ok_or_else(|| err!(InvalidArgument, "parameter set ends early (bit {})", self.pos))?;
+        let byte = self.data.get(self.pos / 8).ok_or_else(|| {
+            err!(
+                InvalidArgument,
+                "parameter set ends early (bit {})",
+                self.pos
+            )
+        })?;
         let b = (byte >> (7 - self.pos % 8)) & 1;
         self.pos += 1;
         Ok(u32::from(b))
@@ -145,7 +148,11 @@ impl<'a> Bits<'a> {
 
     fn skip(&mut self, n: usize) -> Result<(), Error> {
         if self.pos + n > self.data.len() * 8 {
-            bail!(InvalidArgument, "parameter set ends early (bit {})", self.pos);
+            bail!(
+                InvalidArgument,
+                "parameter set ends early (bit {})",
+                self.pos
+            );
         }
         self.pos += n;
         Ok(())
@@ -160,7 +167,11 @@ impl<'a> Bits<'a> {
         while self.bit()? == 0 {
             zeros += 1;
             if zeros > 31 {
-                bail!(InvalidArgument, "exp-Golomb code too long at bit {}", self.pos);
+                bail!(
+                    InvalidArgument,
+                    "exp-Golomb code too long at bit {}",
+                    self.pos
+                );
             }
         }
         let rest = self.bits(zeros)?;
@@ -352,7 +363,10 @@ fn parse_h265_sps(r: &mut Bits) -> Result<SpsInfo, Error> {
     r.skip(4)?; // sps_video_parameter_set_id
     let max_sub_layers_minus1 = r.bits(3)?;
     if max_sub_layers_minus1 > 6 {
-        bail!(InvalidArgument, "sps_max_sub_layers_minus1 {max_sub_layers_minus1}");
+        bail!(
+            InvalidArgument,
+            "sps_max_sub_layers_minus1 {max_sub_layers_minus1}"
+        );
     }
     r.skip(1)?; // sps_temporal_id_nesting_flag
     let (profile_idc, compatibility) = h265_profile_tier_level(r, max_sub_layers_minus1)?;
@@ -374,7 +388,10 @@ fn parse_h265_sps(r: &mut Bits) -> Result<SpsInfo, Error> {
         let crop_x = (u64::from(left) + u64::from(right)) * sub_w;
         let crop_y = (u64::from(top) + u64::from(bottom)) * sub_h;
         if crop_x >= width || crop_y >= height {
-            bail!(InvalidArgument, "the conformance window removes the whole picture");
+            bail!(
+                InvalidArgument,
+                "the conformance window removes the whole picture"
+            );
         }
         width -= crop_x;
         height -= crop_y;
@@ -400,7 +417,10 @@ pub fn h265_vps_fps(nal: &[u8]) -> Result<Option<f64>, Error> {
     r.skip(4 + 1 + 1 + 6)?; // id, base layer flags, vps_max_layers_minus1
     let max_sub_layers_minus1 = r.bits(3)?;
     if max_sub_layers_minus1 > 6 {
-        bail!(InvalidArgument, "vps_max_sub_layers_minus1 {max_sub_layers_minus1}");
+        bail!(
+            InvalidArgument,
+            "vps_max_sub_layers_minus1 {max_sub_layers_minus1}"
+        );
     }
     r.skip(1 + 16)?;
     h265_profile_tier_level(&mut r, max_sub_layers_minus1)?;
@@ -462,7 +482,10 @@ mod tests {
     /// An H.264 SPS: `profile_idc`, 1080p as 1088 lines cropped by 8, with VUI timing 25 fps.
     fn h264_sps(profile_idc: u8, chroma: u32, depth_minus8: u32) -> Vec<u8> {
         let mut w = BitWriter::default();
-        w.bits(8, 0x67).bits(8, u64::from(profile_idc)).bits(16, 0x0028).ue(0);
+        w.bits(8, 0x67)
+            .bits(8, u64::from(profile_idc))
+            .bits(16, 0x0028)
+            .ue(0);
         if profile_idc == 100 || profile_idc == 244 {
             w.ue(chroma);
             if chroma == 3 {
@@ -509,11 +532,17 @@ mod tests {
         let full = h264_sps(100, 1, 0);
         for len in 0..full.len() - 2 {
             // Every strict prefix ends before the timing fields are complete.
-            assert!(parse_sps(Codec::H264, &full[..len]).is_err(), "prefix {len}");
+            assert!(
+                parse_sps(Codec::H264, &full[..len]).is_err(),
+                "prefix {len}"
+            );
         }
         let h265 = h265_sps();
         for len in 0..h265.len() - 2 {
-            assert!(parse_sps(Codec::H265, &h265[..len]).is_err(), "prefix {len}");
+            assert!(
+                parse_sps(Codec::H265, &h265[..len]).is_err(),
+                "prefix {len}"
+            );
         }
     }
 
@@ -526,7 +555,17 @@ mod tests {
         let mut w = BitWriter::default();
         w.bits(16, 0x4201).bits(4, 0).bits(3, 0).bits(1, 1);
         ptl(&mut w);
-        w.ue(0).ue(1).ue(1920).ue(1088).bits(1, 1).ue(0).ue(0).ue(0).ue(4).ue(0).ue(0);
+        w.ue(0)
+            .ue(1)
+            .ue(1920)
+            .ue(1088)
+            .bits(1, 1)
+            .ue(0)
+            .ue(0)
+            .ue(0)
+            .ue(4)
+            .ue(0)
+            .ue(0);
         w.done()
     }
 
@@ -542,7 +581,12 @@ mod tests {
     #[test]
     fn h265_vps_timing() {
         let mut w = BitWriter::default();
-        w.bits(16, 0x4001).bits(4, 0).bits(2, 3).bits(6, 0).bits(3, 0).bits(1, 1);
+        w.bits(16, 0x4001)
+            .bits(4, 0)
+            .bits(2, 3)
+            .bits(6, 0)
+            .bits(3, 0)
+            .bits(1, 1);
         w.bits(16, 0xffff);
         ptl(&mut w);
         w.bits(1, 1).ue(1).ue(0).ue(0); // sub-layer ordering for the one layer
@@ -552,7 +596,10 @@ mod tests {
 
     #[test]
     fn emulation_prevention_is_removed() {
-        assert_eq!(rbsp(&[0, 0, 3, 1, 0, 0, 3, 0, 3]), vec![0, 0, 1, 0, 0, 0, 3]);
+        assert_eq!(
+            rbsp(&[0, 0, 3, 1, 0, 0, 3, 0, 3]),
+            vec![0, 0, 1, 0, 0, 0, 3]
+        );
     }
 
     #[test]

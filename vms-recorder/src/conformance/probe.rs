@@ -85,8 +85,15 @@ pub async fn run(target: &Target, clocks: &dyn Clocks) -> Observations {
     let Some(channels) = setup(&mut conn, &video.control, &mut o).await else {
         return o;
     };
-    let play_url = if base.starts_with("rtsp://") { base.clone() } else { url.clone() };
-    let started = match conn.request("PLAY", &play_url, &[("Range", "npt=0.000-")]).await {
+    let play_url = if base.starts_with("rtsp://") {
+        base.clone()
+    } else {
+        url.clone()
+    };
+    let started = match conn
+        .request("PLAY", &play_url, &[("Range", "npt=0.000-")])
+        .await
+    {
         Ok(r) if r.status == 200 => {
             o.play = Ok(());
             Instant::now()
@@ -165,7 +172,10 @@ pub async fn run(target: &Target, clocks: &dyn Clocks) -> Observations {
     if let Some(last) = receiver.frames.last() {
         let quiet = o.duration.saturating_sub(last.arrival);
         if o.ended_early.is_none() && quiet > Duration::from_secs(2) {
-            o.ended_early = Some((last.arrival, format!("no media for the last {:.1} s", quiet.as_secs_f64())));
+            o.ended_early = Some((
+                last.arrival,
+                format!("no media for the last {:.1} s", quiet.as_secs_f64()),
+            ));
         }
     }
     finish_media(&mut o, receiver, codec);
@@ -213,7 +223,9 @@ async fn authenticate(
         }
     }
     let challenges = Challenge::parse_all(&first);
-    let digest = challenges.iter().any(|c| matches!(c, Challenge::Digest { .. }));
+    let digest = challenges
+        .iter()
+        .any(|c| matches!(c, Challenge::Digest { .. }));
     let basic = challenges.contains(&Challenge::Basic);
     let (Some(username), Some(password)) = (&target.username, &target.password) else {
         o.auth = AuthOutcome::NoCredentials;
@@ -238,9 +250,10 @@ async fn authenticate(
     // A camera may close the connection after a failed login, or send a fresh nonce.
     let wrong_password = match &wrong {
         Ok(r) => {
-            if let Some(fresh) = Challenge::parse_all(r).into_iter().find(|c| {
-                std::mem::discriminant(c) == std::mem::discriminant(&challenge)
-            }) {
+            if let Some(fresh) = Challenge::parse_all(r)
+                .into_iter()
+                .find(|c| std::mem::discriminant(c) == std::mem::discriminant(&challenge))
+            {
                 challenge = fresh;
             }
             Ok(r.status)
@@ -251,7 +264,8 @@ async fn authenticate(
         match Connection::connect(host, port).await {
             Ok(c) => *conn = c,
             Err(e) => {
-                o.auth = AuthOutcome::Unexpected(format!("reconnecting after a wrong password: {e}"));
+                o.auth =
+                    AuthOutcome::Unexpected(format!("reconnecting after a wrong password: {e}"));
                 return None;
             }
         }
@@ -351,9 +365,14 @@ fn finish_media(o: &mut Observations, receiver: Receiver, codec: Option<Codec>) 
 
 /// A second session right after TEARDOWN: the time from its PLAY answer to its first RTP.
 async fn reconnect(target: &Target, url: &str, host: &str, port: u16) -> Result<Duration, String> {
-    let mut conn = Connection::connect(host, port).await.map_err(|e| e.to_string())?;
+    let mut conn = Connection::connect(host, port)
+        .await
+        .map_err(|e| e.to_string())?;
     let accept = [("Accept", "application/sdp")];
-    let mut r = conn.request("DESCRIBE", url, &accept).await.map_err(|e| e.to_string())?;
+    let mut r = conn
+        .request("DESCRIBE", url, &accept)
+        .await
+        .map_err(|e| e.to_string())?;
     if r.status == 401 {
         let challenge = Challenge::parse_all(&r)
             .into_iter()
@@ -364,7 +383,10 @@ async fn reconnect(target: &Target, url: &str, host: &str, port: u16) -> Result<
             password: target.password.clone().unwrap_or_default(),
             challenge,
         });
-        r = conn.request("DESCRIBE", url, &accept).await.map_err(|e| e.to_string())?;
+        r = conn
+            .request("DESCRIBE", url, &accept)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     if r.status != 200 {
         return Err(format!("DESCRIBE {}", status_text(&r)));
@@ -376,7 +398,11 @@ async fn reconnect(target: &Target, url: &str, host: &str, port: u16) -> Result<
     let channels = setup(&mut conn, &video.control, &mut scratch)
         .await
         .ok_or_else(|| format!("SETUP: {}", scratch.setup.err().unwrap_or_default()))?;
-    let play_url = if base.starts_with("rtsp://") { base } else { url.to_owned() };
+    let play_url = if base.starts_with("rtsp://") {
+        base
+    } else {
+        url.to_owned()
+    };
     let r = conn
         .request("PLAY", &play_url, &[("Range", "npt=0.000-")])
         .await

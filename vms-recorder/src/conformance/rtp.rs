@@ -159,9 +159,6 @@ impl Receiver {
             Codec::H264 => first & 0x1f,
             Codec::H265 => (first >> 1) & 0x3f,
         };
-        if first & 0x80 != 0 {
-            self.stats.forbidden_bit += 1;
-        }
         match (codec, t) {
             (_, t) if t == aggregate => {
                 let mut rest = p.get(header_len..).unwrap_or_default();
@@ -335,7 +332,10 @@ mod tests {
         assert_eq!(r.frames[1].timestamp, 3600);
         assert!(!r.frames[1].keyframe);
         assert_eq!(r.parameter_sets, vec![sps.to_vec(), pps.to_vec()]);
-        assert_eq!(r.stats.lost + r.stats.unmarked_frames + r.stats.backwards, 0);
+        assert_eq!(
+            r.stats.lost + r.stats.unmarked_frames + r.stats.backwards,
+            0
+        );
     }
 
     #[test]

@@ -302,7 +302,10 @@ fn parse_message(buf: &[u8]) -> Result<Option<(Message, usize)>, Error> {
         .or_else(|| buf.windows(2).position(|w| w == b"\n\n").map(|p| p + 2));
     let Some(head_len) = end else {
         if buf.len() >= MAX_HEAD_BYTES {
-            bail!(InvalidArgument, "an RTSP message head over {MAX_HEAD_BYTES} bytes");
+            bail!(
+                InvalidArgument,
+                "an RTSP message head over {MAX_HEAD_BYTES} bytes"
+            );
         }
         return Ok(None);
     };
@@ -345,9 +348,7 @@ fn parse_message(buf: &[u8]) -> Result<Option<(Message, usize)>, Error> {
         return Ok(Some((Message::Response(response), used)));
     }
     match start.split_once(' ') {
-        Some(_) if start.ends_with("RTSP/1.0") => {
-            Ok(Some((Message::Request, used)))
-        }
+        Some(_) if start.ends_with("RTSP/1.0") => Ok(Some((Message::Request, used))),
         _ => bail!(InvalidArgument, "not an RTSP/1.0 message: {start:?}"),
     }
 }
@@ -455,7 +456,10 @@ mod tests {
             md5_hex("u:r:p"),
             md5_hex("DESCRIBE:rtsp://h/x")
         ));
-        assert!(value.ends_with(&format!("response=\"{expected}\"")), "{value}");
+        assert!(
+            value.ends_with(&format!("response=\"{expected}\"")),
+            "{value}"
+        );
         assert!(!value.contains("nc="));
     }
 
@@ -469,7 +473,10 @@ mod tests {
         }
         let (m, used) = parse_message(wire).unwrap().unwrap();
         let Message::Response(r) = m else { panic!() };
-        assert_eq!((r.status, r.header("CSEQ"), &r.body[..]), (200, Some("2"), &b"abc"[..]));
+        assert_eq!(
+            (r.status, r.header("CSEQ"), &r.body[..]),
+            (200, Some("2"), &b"abc"[..])
+        );
         let Some((Message::Data(0, data), 6)) = parse_message(&wire[used..]).unwrap() else {
             panic!()
         };
@@ -490,6 +497,9 @@ mod tests {
             parse_transport("RTP/AVP/TCP;unicast;interleaved=2-3;ssrc=0A0b0C0d;mode=\"PLAY\""),
             (Some((2, 3)), Some(0x0a0b_0c0d))
         );
-        assert_eq!(parse_transport("RTP/AVP;unicast;client_port=5000-5001"), (None, None));
+        assert_eq!(
+            parse_transport("RTP/AVP;unicast;client_port=5000-5001"),
+            (None, None)
+        );
     }
 }

@@ -172,6 +172,8 @@ pub struct Measured {
     pub measured_fps: Option<f64>,
     pub declared_fps: Option<f64>,
     pub longest_keyframe_interval_ms: Option<u64>,
+    /// An arrival gap this long or longer is a stall.
+    pub stall_ms: f64,
     pub bitrate_kbps: Option<u64>,
     pub clock_offset_ms: Option<i64>,
 }
@@ -194,6 +196,15 @@ pub fn measure(o: &Observations) -> Measured {
         .and_then(|s| s.fps)
         .or(o.vps_fps)
         .or(o.video.as_ref().ok().and_then(|v| v.framerate));
+    // A delivery stall is judged by `frame_rate`; a keyframe interval it interrupts (frames
+    // the camera never sent) says nothing about the encoder and is left out.
+    let nominal_ms = 1000.0 / declared_fps.or(measured_fps).unwrap_or(25.0);
+    let stall_ms = (3.0 * nominal_ms).max(100.0);
+    let stalled = |a: usize, b: usize| {
+        o.frames[a..=b]
+            .windows(2)
+            .any(|w| w[1].arrival.saturating_sub(w[0].arrival).as_secs_f64() * 1000.0 >= stall_ms)
+    };
     let keyframes: Vec<usize> = o
         .frames
         .iter()
@@ -203,6 +214,7 @@ pub fn measure(o: &Observations) -> Measured {
     let longest_keyframe_interval_ms = frame_step_90k.and_then(|step| {
         keyframes
             .windows(2)
+            .filter(|w| !stalled(w[0], w[1]))
             .map(|w| ((w[1] - w[0]) as f64 * step / 90.0).round() as u64)
             .max()
     });
@@ -218,6 +230,7 @@ pub fn measure(o: &Observations) -> Measured {
         measured_fps,
         declared_fps,
         longest_keyframe_interval_ms,
+        stall_ms,
         bitrate_kbps,
         clock_offset_ms: offsets.get(offsets.len() / 2).copied(),
     }
@@ -237,7 +250,10 @@ pub fn evaluate(o: &Observations, req: &Requirements, m: &Measured) -> Vec<(&'st
             ("rtsp", Status::NotChecked("credentials needed".into())),
             ("auth", auth),
         ];
-        out.extend(rest_not_checked(&out, "the checker was given no credentials"));
+        out.extend(rest_not_checked(
+            &out,
+            "the checker was given no credentials",
+        ));
         return out;
     }
     let media = !o.frames.is_empty();
@@ -318,12 +334,12 @@ fn rtsp(o: &Observations) -> Status {
 
 fn auth(o: &Observations) -> Status {
     match &o.auth {
-        AuthOutcome::NotRequired => {
-            Status::Fail("an unauthenticated DESCRIBE was answered 200: authentication is not enforced".into())
-        }
-        AuthOutcome::NoCredentials => Status::Fail(
-            "the camera asks for credentials and the checker was given none".into(),
+        AuthOutcome::NotRequired => Status::Fail(
+            "an unauthenticated DESCRIBE was answered 200: authentication is not enforced".into(),
         ),
+        AuthOutcome::NoCredentials => {
+            Status::Fail("the camera asks for credentials and the checker was given none".into())
+        }
         AuthOutcome::Unexpected(e) => Status::Fail(format!("unauthenticated DESCRIBE: {e}")),
         AuthOutcome::Challenged {
             digest,
@@ -352,7 +368,9 @@ fn auth(o: &Observations) -> Status {
             };
             verdict(
                 problems,
-                format!("401 with a Digest challenge without credentials and with a wrong password{basic_note}"),
+                format!(
+                    "401 with a Digest challenge without credentials and with a wrong password{basic_note}"
+                ),
             )
         }
     }
@@ -362,7 +380,9 @@ fn the_sps(o: &Observations) -> Result<&SpsInfo, Status> {
     match &o.sps {
         Some(Ok(sps)) => Ok(sps),
         Some(Err(e)) => Err(Status::Fail(format!("the SPS cannot be parsed: {e}"))),
-        None => Err(Status::NotChecked("no SPS was seen, in the SDP or in-band".into())),
+        None => Err(Status::NotChecked(
+            "no SPS was seen, in the SDP or in-band".into(),
+        )),
     }
 }
 
@@ -379,7 +399,10 @@ fn codec(o: &Observations) -> Status {
     };
     let mut problems = Vec::new();
     if video.clock_rate != 90_000 {
-        problems.push(format!("the RTP clock rate is {}, not 90000", video.clock_rate));
+        problems.push(format!(
+            "the RTP clock rate is {}, not 90000",
+            video.clock_rate
+        ));
     }
     let sps = match the_sps(o) {
         Ok(sps) => sps,
@@ -402,7 +425,10 @@ fn codec(o: &Observations) -> Status {
         problems.push(format!("profile {name}, not {allowed}"));
     }
     if sps.chroma_format_idc != 1 {
-        problems.push(format!("chroma_format_idc {}, not 4:2:0", sps.chroma_format_idc));
+        problems.push(format!(
+            "chroma_format_idc {}, not 4:2:0",
+            sps.chroma_format_idc
+        ));
     }
     if sps.bit_depth_luma != 8 || sps.bit_depth_chroma != 8 {
         problems.push(format!(
@@ -430,7 +456,10 @@ fn resolution(o: &Observations, req: &Requirements) -> Status {
             req.min_width, req.min_height
         ))
     } else {
-        Status::Pass(format!("{size}, at least {}x{}", req.min_width, req.min_height))
+        Status::Pass(format!(
+            "{size}, at least {}x{}",
+            req.min_width, req.min_height
+        ))
     }
 }
 
@@ -452,12 +481,16 @@ fn frame_rate(o: &Observations, req: &Requirements, m: &Measured) -> Status {
             ));
         }
     }
-    let nominal_ms = 1000.0 / m.declared_fps.unwrap_or(measured);
-    let allowed_ms = (3.0 * nominal_ms).max(100.0);
+    let allowed_ms = m.stall_ms;
     let (at, gap_ms) = o
         .frames
         .windows(2)
-        .map(|w| (w[1].arrival, (w[1].arrival - w[0].arrival).as_secs_f64() * 1000.0))
+        .map(|w| {
+            (
+                w[1].arrival,
+                w[1].arrival.saturating_sub(w[0].arrival).as_secs_f64() * 1000.0,
+            )
+        })
         .fold((Duration::ZERO, 0.0), |a, b| if b.1 > a.1 { b } else { a });
     if gap_ms >= allowed_ms {
         problems.push(format!(
@@ -465,9 +498,10 @@ fn frame_rate(o: &Observations, req: &Requirements, m: &Measured) -> Status {
             at.as_secs_f64()
         ));
     }
-    let declared = m
-        .declared_fps
-        .map_or_else(|| "none declared".to_owned(), |d| format!("{d:.2} declared"));
+    let declared = m.declared_fps.map_or_else(
+        || "none declared".to_owned(),
+        |d| format!("{d:.2} declared"),
+    );
     verdict(
         problems,
         format!("{measured:.2} fps measured ({declared}), largest gap {gap_ms:.0} ms"),
@@ -488,10 +522,12 @@ fn keyframes(o: &Observations, req: &Requirements, m: &Measured) -> Status {
     // One frame of tolerance: an interval of exactly the maximum passes.
     let slack_ms = m.frame_step_90k.map_or(0.0, |s| s / 90.0 / 2.0) as u64;
     match m.longest_keyframe_interval_ms {
-        Some(longest) if longest > req.max_keyframe_interval_ms + slack_ms => problems.push(format!(
-            "a keyframe interval of {longest} ms, more than {} ms",
-            req.max_keyframe_interval_ms
-        )),
+        Some(longest) if longest > req.max_keyframe_interval_ms + slack_ms => {
+            problems.push(format!(
+                "a keyframe interval of {longest} ms, more than {} ms",
+                req.max_keyframe_interval_ms
+            ))
+        }
         Some(_) => {}
         None => {
             // One keyframe only: the stretch after it must already be short enough.
@@ -505,9 +541,10 @@ fn keyframes(o: &Observations, req: &Requirements, m: &Measured) -> Status {
             }
         }
     }
-    let longest = m
-        .longest_keyframe_interval_ms
-        .map_or_else(|| "one keyframe".into(), |l| format!("longest interval {l} ms"));
+    let longest = m.longest_keyframe_interval_ms.map_or_else(
+        || "one keyframe".into(),
+        |l| format!("longest interval {l} ms"),
+    );
     verdict(
         problems,
         format!(
@@ -530,7 +567,8 @@ fn parameter_sets(o: &Observations) -> Status {
         let has = |k| sets.iter().any(|s| codec.kind(s) == Some(k));
         (has(NalKind::Vps), has(NalKind::Sps), has(NalKind::Pps))
     };
-    let complete = |(vps, sps, pps): (bool, bool, bool)| sps && pps && (vps || codec == Codec::H264);
+    let complete =
+        |(vps, sps, pps): (bool, bool, bool)| sps && pps && (vps || codec == Codec::H264);
     let in_sdp = complete(kinds(&video.parameter_sets));
     let keyframes: Vec<&Frame> = o.frames.iter().filter(|f| f.keyframe).collect();
     let bare = keyframes
@@ -599,7 +637,13 @@ fn rtp(o: &Observations) -> Status {
     if s.ssrcs.len() > 1 {
         problems.push(format!("{} SSRCs on one track", s.ssrcs.len()));
     }
-    if let (Ok(SetupInfo { ssrc: Some(named), .. }), Some(first)) = (&o.setup, s.ssrcs.first()) {
+    if let (
+        Ok(SetupInfo {
+            ssrc: Some(named), ..
+        }),
+        Some(first),
+    ) = (&o.setup, s.ssrcs.first())
+    {
         if named != first {
             problems.push(format!(
                 "SETUP named SSRC {named:08x}, the packets carry {first:08x}"
@@ -621,7 +665,9 @@ fn rtp(o: &Observations) -> Status {
             let arrival_ms = (w[1].arrival.as_secs_f64() - w[0].arrival.as_secs_f64()) * 1000.0;
             (w[1].arrival, rtp_ms - arrival_ms)
         })
-        .fold((Duration::ZERO, 0.0f64), |a, b| if b.1.abs() > a.1.abs() { b } else { a });
+        .fold((Duration::ZERO, 0.0f64), |a, b| {
+            if b.1.abs() > a.1.abs() { b } else { a }
+        });
     if jump.1.abs() > MAX_TIMESTAMP_JUMP_MS {
         problems.push(format!(
             "the timestamp jumped {:+.0} ms against arrival time at {:.1} s",

@@ -72,7 +72,13 @@ pub fn parse_video(sdp: &str, base: &str) -> Option<Video> {
         if p.trim() == pt {
             let (name, rate) = enc.split_once('/').unwrap_or((enc, ""));
             video.encoding = name.trim().to_owned();
-            video.clock_rate = rate.split('/').next().unwrap_or("").trim().parse().unwrap_or(0);
+            video.clock_rate = rate
+                .split('/')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .parse()
+                .unwrap_or(0);
         }
     }
     if let Some((p, params)) = fmtp.as_deref().and_then(|f| f.split_once(' ')) {
