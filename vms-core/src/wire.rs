@@ -189,7 +189,7 @@ pub struct Alerts {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Alert {
     /// Stable kind: `stream_down`, `storage_root_missing`, `disk_full`, `min_age_breach`,
-    /// `held_share`, `clock_unsynchronized`, `index_rebuilt`.
+    /// `held_share`, `clock_unsynchronized`, `index_rebuilt`, `camera_nonconformant`.
     pub kind: String,
     pub message: String,
     pub camera: Option<String>,

@@ -123,6 +123,10 @@ pub fn router(service: Arc<Service>) -> Router {
             "/api/v1/cameras/{id}",
             get(get_camera).put(update_camera).delete(remove_camera),
         )
+        .route(
+            "/api/v1/cameras/{id}/conformance",
+            get(conformance).post(check_conformance),
+        )
         .route("/api/v1/holds", get(list_holds))
         .route("/api/v1/evidence/key", get(evidence_key))
         .route("/api/v1/alerts", get(alerts))
@@ -347,6 +351,35 @@ async fn remove_camera(
     s.audit(&who, Action::CameraRemoved, Some(id), json!({}))
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The newest conformance report of each of the camera's streams.
+async fn conformance(
+    State(s): State<Arc<Service>>,
+    IdSegment(id): IdSegment,
+) -> ApiResult<Json<wire::CameraConformance>> {
+    let id = camera_id(&id)?;
+    let (c, _) = s
+        .camera(id)
+        .await
+        .ok_or_else(|| err!(NotFound, "no camera {id}"))?;
+    let names: Vec<String> = c.spec.streams.iter().map(|st| st.name.clone()).collect();
+    Ok(Json(s.checks.of(id, &names)))
+}
+
+/// Starts a conformance check of every stream of the camera.
+async fn check_conformance(
+    State(s): State<Arc<Service>>,
+    IdSegment(id): IdSegment,
+) -> ApiResult<(StatusCode, Json<wire::CameraConformance>)> {
+    let id = camera_id(&id)?;
+    let (c, _) = s
+        .camera(id)
+        .await
+        .ok_or_else(|| err!(NotFound, "no camera {id}"))?;
+    s.checks.start(&c);
+    let names: Vec<String> = c.spec.streams.iter().map(|st| st.name.clone()).collect();
+    Ok((StatusCode::ACCEPTED, Json(s.checks.of(id, &names))))
 }
 
 #[derive(Deserialize)]
@@ -1337,6 +1370,18 @@ async fn alerts(State(s): State<Arc<Service>>) -> ApiResult<Json<wire::Alerts>> 
                 );
             }
         }
+    }
+    for (camera, stream, rules) in s.checks.failing() {
+        alert(
+            "camera_nonconformant",
+            format!(
+                "stream {stream} fails the camera conformance rules: {}",
+                rules.join(", ")
+            ),
+            Some(camera.to_string()),
+            Some(stream),
+            None,
+        );
     }
     for r in &s.roots {
         if let Err(e) = &r.state {

@@ -37,6 +37,11 @@ pub struct Config {
     /// Default 10.
     #[serde(default = "default_stall_secs")]
     pub stall_timeout_secs: u32,
+    /// Seconds a camera conformance check plays each stream of a camera that is added or
+    /// changed through the API (`spec/camera-conformance.md`), 10..=600; 0 runs no check
+    /// then (one can still be asked for). Default 30.
+    #[serde(default = "default_conformance_probe_secs")]
+    pub conformance_probe_secs: u32,
     /// Milliseconds an idle recording worker thread waits before it sleeps on I/O, 0..=50:
     /// the packets of many cameras are then handled in one wake-up, which cuts CPU per stream
     /// several times over, for at most this much added ingest latency (the API has threads of
@@ -217,6 +222,9 @@ fn default_segment_secs() -> u32 {
 fn default_stall_secs() -> u32 {
     10
 }
+fn default_conformance_probe_secs() -> u32 {
+    30
+}
 fn default_io_coalesce_ms() -> u32 {
     20
 }
@@ -273,6 +281,13 @@ impl Config {
                 InvalidArgument,
                 "stall_timeout_secs: {} is outside 2..=120",
                 self.stall_timeout_secs
+            ));
+        }
+        if self.conformance_probe_secs != 0 && !(10..=600).contains(&self.conformance_probe_secs) {
+            return Err(err!(
+                InvalidArgument,
+                "conformance_probe_secs: {} is neither 0 nor within 10..=600",
+                self.conformance_probe_secs
             ));
         }
         if self.io_coalesce_ms > 50 {

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod cameras;
 pub mod catalog;
+pub mod checks;
 pub mod clock;
 pub mod config;
 pub mod conformance;

@@ -21,8 +21,10 @@ use crate::audit::{Action, Audit};
 use crate::auth::{self, Principal};
 use crate::cameras::{self, Camera, CameraClass, CameraSpec};
 use crate::catalog::CatalogLog;
+use crate::checks::Checks;
 use crate::clock::{Clocks, RealClocks};
 use crate::config::Config;
+use crate::conformance;
 use crate::evidence::SigningKey;
 use crate::holds::{Hold, Holds};
 use crate::ingest::Source;
@@ -76,6 +78,10 @@ pub struct Service {
     /// Set when the index would not open and was rebuilt from the files at start-up.
     pub index_rebuilt: Option<String>,
     pub holds: Holds,
+    /// Camera conformance checks and their newest reports.
+    pub checks: Arc<Checks>,
+    /// Whether adding or changing a camera checks its streams.
+    check_on_change: bool,
     /// The key that signs evidence packages.
     pub evidence_key: SigningKey,
     /// Central's keys that media tokens verify against; none until enrolment.
@@ -286,6 +292,11 @@ impl Service {
         }
         let holds = Holds::open(&config.data_dir)?;
         let clocks: Arc<dyn Clocks> = Arc::new(RealClocks);
+        let probe_secs = match config.conformance_probe_secs {
+            0 => conformance::DEFAULT_DURATION,
+            s => Duration::from_secs(u64::from(s)),
+        };
+        let checks = Arc::new(Checks::open(&config.data_dir, clocks.clone(), probe_secs)?);
         let audit = Audit::open(&config.data_dir, clocks.clone())?;
         let evidence_key = SigningKey::load_or_create(&config.data_dir)?;
         let token_keys = auth::load_token_keys(&config.data_dir)?;
@@ -302,6 +313,8 @@ impl Service {
             clocks,
             index_rebuilt,
             holds,
+            checks,
+            check_on_change: config.conformance_probe_secs != 0,
             evidence_key,
             token_keys: RwLock::new(token_keys),
             audit,
@@ -629,6 +642,9 @@ impl Service {
         self.journal.save(&all)?;
         let tasks = self.start_streams(&camera)?;
         let id = camera.id;
+        if self.check_on_change {
+            self.checks.start(&camera);
+        }
         map.insert(id, CameraEntry { camera, tasks });
         tracing::info!(camera = %id, "camera added");
         Ok(id)
@@ -676,6 +692,9 @@ impl Service {
         let old_tasks = std::mem::take(&mut entry.tasks);
         Service::stop_tasks(old_tasks).await;
         entry.tasks = self.start_streams(&updated)?;
+        if self.check_on_change {
+            self.checks.start(&updated);
+        }
         entry.camera = updated;
         tracing::info!(camera = %id, "camera updated");
         Ok(())
@@ -701,6 +720,7 @@ impl Service {
         for t in entry.tasks {
             let _ = t.handle.await;
         }
+        self.checks.forget(id).await?;
         tracing::info!(camera = %id, "camera removed");
         Ok(())
     }

@@ -187,6 +187,7 @@ fn well_formed(r: Req) -> Req {
 
 const CAMERAS: &str = "/api/v1/cameras";
 const CAMERA: &str = "/api/v1/cameras/{id}";
+const CONFORMANCE: &str = "/api/v1/cameras/{id}/conformance";
 const RECORDINGS: &str = "/api/v1/cameras/{id}/recordings";
 const CAMERA_HOLDS: &str = "/api/v1/cameras/{id}/holds";
 const PLAYBACK: &str = "/api/v1/cameras/{id}/playback.m3u8";
@@ -209,7 +210,9 @@ async fn a_running_recorder_serves_and_answers_as_the_openapi_document_says() {
          gop_frames = 15\nloop_secs = 2\n",
     )
     .expect("simulator starts");
-    let dirs = RecorderDirs::new("stall_timeout_secs = 2\nsegment_secs = 10\n");
+    let dirs = RecorderDirs::new(
+        "stall_timeout_secs = 2\nsegment_secs = 10\nconformance_probe_secs = 10\n",
+    );
     // Central's token key, where enrolment leaves it.
     let central_key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
     vms_recorder::auth::store_token_keys(&dirs.data, &[TokenKey::new(central_key.verifying_key())])
@@ -421,6 +424,13 @@ async fn a_running_recorder_serves_and_answers_as_the_openapi_document_says() {
     .await;
     c.expect(req(Method::GET, CAMERA).arg(&b), 200).await;
     c.expect(req(Method::GET, CAMERA).arg(UNKNOWN_ID), 404)
+        .await;
+    // Conformance: adding a camera started a check of its stream; a new one can be asked for.
+    c.expect(req(Method::GET, CONFORMANCE).arg(&a), 200).await;
+    c.expect(req(Method::POST, CONFORMANCE).arg(&a), 202).await;
+    c.expect(req(Method::GET, CONFORMANCE).arg(UNKNOWN_ID), 404)
+        .await;
+    c.expect(req(Method::POST, CONFORMANCE).arg("not-an-id"), 404)
         .await;
     c.expect(req(Method::GET, CAMERA).arg("not-an-id"), 404)
         .await;
@@ -816,6 +826,15 @@ async fn a_running_recorder_serves_and_answers_as_the_openapi_document_says() {
     channel.check_served().await;
     channel.check_body_limit().await;
     channel_operations(&mut channel, &a, &b).await;
+
+    // The conformance check asked for above has finished with a whole report.
+    c.poll(
+        || req(Method::GET, CONFORMANCE).arg(&a),
+        Duration::from_secs(40),
+        "camera A's conformance report",
+        |v| v["streams"][0]["state"] == "done" && v["streams"][0]["report"]["rules"].is_array(),
+    )
+    .await;
 
     // Removing a camera.
     c.expect(req(Method::DELETE, CAMERA).arg(&b), 204).await;

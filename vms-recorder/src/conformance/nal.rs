@@ -458,7 +458,7 @@ mod tests {
     impl BitWriter {
         fn bits(&mut self, n: u32, v: u64) -> &mut Self {
             for i in (0..n).rev() {
-                if self.n % 8 == 0 {
+                if self.n.is_multiple_of(8) {
                     self.out.push(0);
                 }
                 if (v >> i) & 1 == 1 {

@@ -199,10 +199,10 @@ impl Receiver {
                     }
                     nal.extend_from_slice(body);
                 }
-                if fu & 0x40 != 0 {
-                    if let Some(nal) = self.fragment.take() {
-                        self.nal(codec, &nal, true);
-                    }
+                if fu & 0x40 != 0
+                    && let Some(nal) = self.fragment.take()
+                {
+                    self.nal(codec, &nal, true);
                 }
             }
             (Codec::H264, 25..=27 | 29) | (Codec::H265, 50) => self.stats.unsupported += 1,

@@ -474,12 +474,12 @@ fn frame_rate(o: &Observations, req: &Requirements, m: &Measured) -> Status {
             req.min_fps
         ));
     }
-    if let Some(declared) = m.declared_fps {
-        if (measured - declared).abs() > declared * 0.10 {
-            problems.push(format!(
-                "{measured:.2} fps measured is not within 10 % of the {declared:.2} declared"
-            ));
-        }
+    if let Some(declared) = m.declared_fps
+        && (measured - declared).abs() > declared * 0.10
+    {
+        problems.push(format!(
+            "{measured:.2} fps measured is not within 10 % of the {declared:.2} declared"
+        ));
     }
     let allowed_ms = m.stall_ms;
     let (at, gap_ms) = o
@@ -643,12 +643,11 @@ fn rtp(o: &Observations) -> Status {
         }),
         Some(first),
     ) = (&o.setup, s.ssrcs.first())
+        && named != first
     {
-        if named != first {
-            problems.push(format!(
-                "SETUP named SSRC {named:08x}, the packets carry {first:08x}"
-            ));
-        }
+        problems.push(format!(
+            "SETUP named SSRC {named:08x}, the packets carry {first:08x}"
+        ));
     }
     if s.backwards > 0 {
         problems.push(format!(
@@ -736,24 +735,23 @@ fn clock(o: &Observations, m: &Measured) -> Status {
         .map(|&(t, _)| t)
         .chain([o.duration])
         .collect();
-    if let Some(gap) = times.windows(2).map(|w| w[1].saturating_sub(w[0])).max() {
-        if gap > SENDER_REPORT_EVERY {
-            problems.push(format!(
-                "{:.1} s without a sender report, more than 10 s",
-                gap.as_secs_f64()
-            ));
-        }
+    if let Some(gap) = times.windows(2).map(|w| w[1].saturating_sub(w[0])).max()
+        && gap > SENDER_REPORT_EVERY
+    {
+        problems.push(format!(
+            "{:.1} s without a sender report, more than 10 s",
+            gap.as_secs_f64()
+        ));
     }
     if let Some(&(_, worst)) = o
         .sender_reports
         .iter()
         .max_by_key(|(_, off)| off.unsigned_abs())
+        && worst.abs() > MAX_CLOCK_OFFSET_MS
     {
-        if worst.abs() > MAX_CLOCK_OFFSET_MS {
-            problems.push(format!(
-                "a sender report's clock is {worst:+} ms off the checker's, more than ±1000 ms"
-            ));
-        }
+        problems.push(format!(
+            "a sender report's clock is {worst:+} ms off the checker's, more than ±1000 ms"
+        ));
     }
     let offset = m.clock_offset_ms.unwrap_or_default();
     if problems.is_empty() {

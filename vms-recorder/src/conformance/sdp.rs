@@ -68,35 +68,35 @@ pub fn parse_video(sdp: &str, base: &str) -> Option<Video> {
     }
     let mut video = video?;
     let pt = video.payload_type.to_string();
-    if let Some((p, enc)) = rtpmap.as_deref().and_then(|r| r.split_once(' ')) {
-        if p.trim() == pt {
-            let (name, rate) = enc.split_once('/').unwrap_or((enc, ""));
-            video.encoding = name.trim().to_owned();
-            video.clock_rate = rate
-                .split('/')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .parse()
-                .unwrap_or(0);
-        }
+    if let Some((p, enc)) = rtpmap.as_deref().and_then(|r| r.split_once(' '))
+        && p.trim() == pt
+    {
+        let (name, rate) = enc.split_once('/').unwrap_or((enc, ""));
+        video.encoding = name.trim().to_owned();
+        video.clock_rate = rate
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .parse()
+            .unwrap_or(0);
     }
-    if let Some((p, params)) = fmtp.as_deref().and_then(|f| f.split_once(' ')) {
-        if p.trim() == pt {
-            for param in params.split(';') {
-                let Some((k, v)) = param.split_once('=') else {
-                    continue;
-                };
-                let k = k.trim().to_ascii_lowercase();
-                if matches!(
-                    k.as_str(),
-                    "sprop-parameter-sets" | "sprop-vps" | "sprop-sps" | "sprop-pps"
-                ) {
-                    for b64 in v.trim().split(',').filter(|s| !s.is_empty()) {
-                        match base64::engine::general_purpose::STANDARD.decode(b64.trim()) {
-                            Ok(nal) if !nal.is_empty() => video.parameter_sets.push(nal),
-                            _ => video.bad_parameter_sets += 1,
-                        }
+    if let Some((p, params)) = fmtp.as_deref().and_then(|f| f.split_once(' '))
+        && p.trim() == pt
+    {
+        for param in params.split(';') {
+            let Some((k, v)) = param.split_once('=') else {
+                continue;
+            };
+            let k = k.trim().to_ascii_lowercase();
+            if matches!(
+                k.as_str(),
+                "sprop-parameter-sets" | "sprop-vps" | "sprop-sps" | "sprop-pps"
+            ) {
+                for b64 in v.trim().split(',').filter(|s| !s.is_empty()) {
+                    match base64::engine::general_purpose::STANDARD.decode(b64.trim()) {
+                        Ok(nal) if !nal.is_empty() => video.parameter_sets.push(nal),
+                        _ => video.bad_parameter_sets += 1,
                     }
                 }
             }

@@ -15,10 +15,10 @@ fn conforming() -> Observations {
             timestamp: i as i64 * 3600,
             arrival: Duration::from_millis(i * 40),
             bytes: 20_000,
-            keyframe: i % 50 == 0,
+            keyframe: i.is_multiple_of(50),
             has_vps: false,
-            has_sps: i % 50 == 0,
-            has_pps: i % 50 == 0,
+            has_sps: i.is_multiple_of(50),
+            has_pps: i.is_multiple_of(50),
         })
         .collect();
     Observations {
