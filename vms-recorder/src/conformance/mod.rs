@@ -75,7 +75,7 @@ pub async fn check(
             .setup
             .as_ref()
             .ok()
-            .map(|s| s.timeout_secs.unwrap_or(60)),
+            .and_then(|s| s.timeout_secs),
         camera_clock_offset_ms: measured.clock_offset_ms,
     };
     let failed = verdicts

@@ -1,7 +1,7 @@
 //! The camera profiles of the standard (`spec/camera-conformance.md`): for each camera class
 //! and stream role, the codecs, minimum picture size, minimum frame rate, longest keyframe
 //! interval and bitrate band a camera must keep to. This table is the normative one; the
-//! document mirrors it and a unit test checks the two agree.
+//! document's table mirrors it, and a unit test checks the two agree.
 
 use std::fmt;
 use std::str::FromStr;
@@ -73,5 +73,57 @@ pub fn requirements(class: CameraClass, role: Role) -> Requirements {
         max_keyframe_interval_ms,
         min_kbps,
         max_kbps,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The profile table of spec/camera-conformance.md §2, row by row, against this one.
+    #[test]
+    fn the_table_of_the_standard_is_this_one() {
+        let doc = include_str!("../../../spec/camera-conformance.md");
+        let row = |name: &str| -> Vec<String> {
+            let line = doc
+                .lines()
+                .find(|l| l.starts_with(&format!("| {name} |")))
+                .unwrap_or_else(|| panic!("no row {name:?} in the profile table"));
+            line.split('|')
+                .skip(2)
+                .take(3)
+                .map(|c| c.trim().to_owned())
+                .collect()
+        };
+        let classes = [
+            CameraClass::City,
+            CameraClass::SafeYard,
+            CameraClass::Traffic,
+        ];
+        for (role, word) in [(Role::Main, "main"), (Role::Sub, "sub")] {
+            let sizes = row(&format!("{word} stream minimum resolution"));
+            let fps = row(&format!("minimum frame rate, {word}"));
+            let bands = row(&format!("bitrate band, {word} (kbit/s)"));
+            let keyframes = row("maximum keyframe interval");
+            for (i, class) in classes.into_iter().enumerate() {
+                let r = requirements(class, role);
+                assert_eq!(
+                    sizes[i],
+                    format!("{}×{}", r.min_width, r.min_height),
+                    "{class} {role}"
+                );
+                assert_eq!(fps[i], format!("{}", r.min_fps), "{class} {role}");
+                assert_eq!(
+                    bands[i],
+                    format!("{}–{}", r.min_kbps, r.max_kbps),
+                    "{class} {role}"
+                );
+                assert_eq!(
+                    keyframes[i],
+                    format!("{} s", r.max_keyframe_interval_ms / 1000),
+                    "{class}"
+                );
+            }
+        }
     }
 }
