@@ -345,6 +345,27 @@ async fn an_unreachable_camera_fails_rtsp() {
     assert_eq!(with_status(&run.report, "not_checked").len(), 10);
 }
 
+/// The camera as the first catalog of the recorder's channel event stream gives it.
+async fn catalog_camera(rec: &RemoteRecorder, id: &str) -> Option<wire::CatalogCamera> {
+    let mut r = rec
+        .request(reqwest::Method::GET, "/api/v1/channel/events")
+        .send()
+        .await
+        .ok()?;
+    let mut text = Vec::new();
+    while let Ok(Some(chunk)) = r.chunk().await {
+        text.extend_from_slice(&chunk);
+        for line in text.split(|&b| b == b'\n') {
+            if let Ok(wire::ChannelEvent::CatalogFull { cameras, .. }) =
+                serde_json::from_slice(line)
+            {
+                return cameras.into_iter().find(|c| c.id == id);
+            }
+        }
+    }
+    None
+}
+
 /// Waits until every stream of a camera has a finished check.
 async fn checked(rec: &RemoteRecorder, path: &str) -> wire::CameraConformance {
     eventually(Duration::from_secs(40), || async {
@@ -421,6 +442,22 @@ async fn the_recorder_checks_the_streams_of_a_camera_it_onboards() {
     assert_eq!(nonconformant.len(), 1, "{alerts:?}");
     assert_eq!(nonconformant[0].camera.as_deref(), Some(camera.id.as_str()));
     assert_eq!(nonconformant[0].stream.as_deref(), Some("sub"));
+
+    // Central learns the verdicts with the catalog the recorder sends it over its channel.
+    let verdicts = eventually(Duration::from_secs(10), || async {
+        let camera = catalog_camera(&rec, &camera.id).await?;
+        let v: Vec<Option<String>> = camera
+            .streams
+            .iter()
+            .map(|s| s.conformance.clone())
+            .collect();
+        (v.iter().all(Option::is_some)).then_some(v)
+    })
+    .await;
+    assert_eq!(
+        verdicts,
+        Some(vec![Some("pass".into()), Some("fail".into())])
+    );
 
     // The reports survive a restart.
     rec.process

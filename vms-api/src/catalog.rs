@@ -540,6 +540,7 @@ mod tests {
             streams: vec![CatalogStream {
                 name: "main".into(),
                 connected: true,
+                conformance: None,
             }],
         }
     }

@@ -359,6 +359,10 @@ pub struct CatalogCamera {
 pub struct CatalogStream {
     pub name: String,
     pub connected: bool,
+    /// The verdict of the stream's newest conformance report, `pass` or `fail`; null before
+    /// its first check (`spec/camera-conformance.md`).
+    #[serde(default)]
+    pub conformance: Option<String>,
 }
 
 /// WGS 84 degrees.

@@ -112,8 +112,12 @@ impl CatalogLog {
     }
 }
 
-/// The catalog entry of a camera with its streams' connections.
-pub fn entry(camera: &Camera, streams: &[(String, Connection)]) -> CatalogCamera {
+/// The catalog entry of a camera with its streams' connections and conformance verdicts.
+pub fn entry(
+    camera: &Camera,
+    streams: &[(String, Connection)],
+    verdicts: &[(String, String)],
+) -> CatalogCamera {
     let streams: Vec<CatalogStream> = camera
         .spec
         .streams
@@ -121,6 +125,10 @@ pub fn entry(camera: &Camera, streams: &[(String, Connection)]) -> CatalogCamera
         .map(|s| CatalogStream {
             name: s.name.clone(),
             connected: streams.iter().any(|(n, c)| *n == s.name && c.connected),
+            conformance: verdicts
+                .iter()
+                .find(|(n, _)| *n == s.name)
+                .map(|(_, v)| v.clone()),
         })
         .collect();
     let up = streams.iter().filter(|s| s.connected).count();

@@ -187,6 +187,17 @@ impl Checks {
         CameraConformance { streams }
     }
 
+    /// The verdict of each of `camera`'s streams that has a report.
+    pub fn verdicts(&self, camera: CameraId) -> Vec<(String, String)> {
+        lock(&self.state)
+            .iter()
+            .filter(|((c, _), _)| *c == camera)
+            .filter_map(|((_, stream), check)| {
+                Some((stream.clone(), check.report.as_ref()?.verdict.clone()))
+            })
+            .collect()
+    }
+
     /// Streams whose newest report fails, with the rules that failed.
     pub fn failing(&self) -> Vec<(CameraId, String, Vec<String>)> {
         lock(&self.state)

@@ -768,7 +768,8 @@ impl Service {
                     .iter()
                     .map(|t| (t.name.clone(), lock(&t.conn).clone()))
                     .collect();
-                crate::catalog::entry(&e.camera, &conns)
+                let verdicts = self.checks.verdicts(e.camera.id);
+                crate::catalog::entry(&e.camera, &conns, &verdicts)
             })
             .collect()
     }

@@ -187,6 +187,7 @@ fn catalog_camera(region: &RegionCode, n: usize) -> wire::CatalogCamera {
             .map(|name| wire::CatalogStream {
                 name: name.to_owned(),
                 connected: true,
+                conformance: Some("pass".to_owned()),
             })
             .to_vec(),
     }
