@@ -1,0 +1,225 @@
+//! The checks of an evidence package (spec/evidence-package.md): its layout, its digests, its
+//! signature and key, and its manifest against the export that was asked for.
+
+use std::collections::BTreeSet;
+
+use base64::Engine;
+use ed25519_dalek::{Signature, VerifyingKey};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::tar::Entry;
+
+/// The DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410), before the 32 key bytes.
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+/// The entries after the media, in the order a writer writes them.
+const TAIL: [&str; 4] = [
+    "SHA256SUMS",
+    "manifest.json",
+    "manifest.sig",
+    "recorder-key.pem",
+];
+const CERTIFICATE: &str = "certificate.pem";
+
+/// An unpacked package.
+pub struct Package<'a> {
+    pub data: &'a [u8],
+    pub entries: Vec<Entry>,
+}
+
+impl Package<'_> {
+    pub fn file(&self, name: &str) -> Option<&[u8]> {
+        self.entries
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| &self.data[e.data.clone()])
+    }
+
+    fn need(&self, name: &str) -> Result<&[u8], String> {
+        self.file(name)
+            .ok_or_else(|| format!("the package has no {name}"))
+    }
+
+    pub fn manifest(&self) -> Result<Value, String> {
+        serde_json::from_slice(self.need("manifest.json")?)
+            .map_err(|e| format!("manifest.json is not JSON: {e}"))
+    }
+}
+
+fn media_name_ok(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name != "."
+        && !name.contains("..")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+/// The layout: media first (1 to 1000, well named), then `SHA256SUMS`, `manifest.json`,
+/// `manifest.sig`, `recorder-key.pem` and optionally `certificate.pem`; each once; no others.
+pub fn check_layout(p: &Package) -> Result<String, String> {
+    let names: Vec<&str> = p.entries.iter().map(|e| e.name.as_str()).collect();
+    let mut seen = BTreeSet::new();
+    for n in &names {
+        if !seen.insert(*n) {
+            return Err(format!("{n} appears twice"));
+        }
+    }
+    let media = names.iter().take_while(|n| n.starts_with("media/")).count();
+    if !(1..=1000).contains(&media) {
+        return Err(format!(
+            "{media} media entries first, not 1 to 1000: {names:?}"
+        ));
+    }
+    for n in &names[..media] {
+        if !media_name_ok(&n["media/".len()..]) {
+            return Err(format!("{n}: not media/[a-z0-9._-]{{1,64}} without `..`"));
+        }
+    }
+    let rest = &names[media..];
+    let ok = rest.len() >= TAIL.len()
+        && rest[..TAIL.len()] == TAIL
+        && (rest.len() == TAIL.len() || (rest.len() == TAIL.len() + 1 && rest[4] == CERTIFICATE));
+    if !ok {
+        return Err(format!(
+            "after the media come {rest:?}, not {TAIL:?} and an optional {CERTIFICATE}"
+        ));
+    }
+    Ok(format!(
+        "ustar with {media} media file(s), then {}",
+        rest.join(", ")
+    ))
+}
+
+/// `SHA256SUMS` lists the media of the manifest's `files` in order with their digests, and
+/// every file of `files` is in the package with that size and SHA-256.
+pub fn check_sums(p: &Package) -> Result<String, String> {
+    let manifest = p.manifest()?;
+    let files = manifest["files"]
+        .as_array()
+        .ok_or("the manifest has no files array")?;
+    let mut listed = Vec::new();
+    for f in files {
+        let (Some(path), Some(size), Some(sha)) = (
+            f["path"].as_str(),
+            f["size_bytes"].as_u64(),
+            f["sha256"].as_str(),
+        ) else {
+            return Err(format!(
+                "a files entry without path, size_bytes or sha256: {f}"
+            ));
+        };
+        let data = p
+            .file(path)
+            .ok_or_else(|| format!("{path}: listed in the manifest, not in the package"))?;
+        if data.len() as u64 != size {
+            return Err(format!(
+                "{path}: {} bytes, the manifest says {size}",
+                data.len()
+            ));
+        }
+        let actual = hex(&Sha256::digest(data));
+        if actual != sha {
+            return Err(format!("{path}: SHA-256 {actual}, the manifest says {sha}"));
+        }
+        listed.push(path);
+    }
+    let media: Vec<&str> = p
+        .entries
+        .iter()
+        .map(|e| e.name.as_str())
+        .filter(|n| n.starts_with("media/"))
+        .collect();
+    let listed_media: Vec<&str> = listed
+        .iter()
+        .copied()
+        .filter(|n| n.starts_with("media/"))
+        .collect();
+    if listed_media != media
+        || listed.last() != Some(&"SHA256SUMS")
+        || listed.len() != media.len() + 1
+    {
+        return Err(format!(
+            "the manifest's files {listed:?} are not the media {media:?} then SHA256SUMS"
+        ));
+    }
+    let sums = std::str::from_utf8(p.need("SHA256SUMS")?)
+        .map_err(|_| "SHA256SUMS is not UTF-8".to_owned())?;
+    let expected: String = files
+        .iter()
+        .filter(|f| f["path"].as_str().is_some_and(|n| n.starts_with("media/")))
+        .map(|f| {
+            format!(
+                "{}  {}\n",
+                f["sha256"].as_str().unwrap_or_default(),
+                f["path"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    if sums != expected {
+        return Err(format!(
+            "SHA256SUMS is {sums:?}, not the sha256sum lines of the media: {expected:?}"
+        ));
+    }
+    Ok(format!(
+        "SHA256SUMS and the manifest's {} files match the package",
+        files.len()
+    ))
+}
+
+/// The DER of a `PUBLIC KEY` PEM that holds an Ed25519 SPKI, and the key.
+pub fn spki(pem: &[u8]) -> Result<(Vec<u8>, VerifyingKey), String> {
+    let text = std::str::from_utf8(pem).map_err(|_| "the PEM is not UTF-8".to_owned())?;
+    let body = text
+        .trim()
+        .strip_prefix("-----BEGIN PUBLIC KEY-----")
+        .and_then(|t| t.strip_suffix("-----END PUBLIC KEY-----"))
+        .ok_or("not one PEM block labelled PUBLIC KEY")?;
+    let b64: String = body.split_whitespace().collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| format!("the PEM body is not base64: {e}"))?;
+    let key: [u8; 32] = der
+        .strip_prefix(&ED25519_SPKI_PREFIX[..])
+        .and_then(|k| k.try_into().ok())
+        .ok_or("not an Ed25519 SubjectPublicKeyInfo (RFC 8410)")?;
+    let key = VerifyingKey::from_bytes(&key).map_err(|e| format!("not an Ed25519 key: {e}"))?;
+    if key.is_weak() {
+        return Err("a small-order Ed25519 key".into());
+    }
+    Ok((der, key))
+}
+
+/// `manifest.sig` is a strict Ed25519 signature of the exact bytes of `manifest.json` by the
+/// key of `recorder-key.pem`, whose fingerprint is the manifest's `recorder_key_sha256`.
+pub fn check_signature(p: &Package) -> Result<String, String> {
+    let (der, key) =
+        spki(p.need("recorder-key.pem")?).map_err(|e| format!("recorder-key.pem: {e}"))?;
+    let sig: [u8; 64] = p
+        .need("manifest.sig")?
+        .try_into()
+        .map_err(|_| "manifest.sig is not 64 bytes".to_owned())?;
+    let manifest = p.need("manifest.json")?;
+    key.verify_strict(manifest, &Signature::from_bytes(&sig))
+        .map_err(|_| {
+            "manifest.sig does not verify over manifest.json with the key of recorder-key.pem"
+                .to_owned()
+        })?;
+    let fingerprint = hex(&Sha256::digest(&der));
+    let m = p.manifest()?;
+    if m["recorder_key_sha256"] != fingerprint.as_str() {
+        return Err(format!(
+            "recorder_key_sha256 {} is not the key's fingerprint {fingerprint}",
+            m["recorder_key_sha256"]
+        ));
+    }
+    Ok(format!(
+        "Ed25519 signature verifies with the package's key {fingerprint}"
+    ))
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
