@@ -194,3 +194,56 @@ pub fn parse(text: &str, stream: &str) -> Result<Playlist, String> {
         discontinuities,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n\
+        #EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MAP:URI=\"segments/10.mp4?stream=main\",BYTERANGE=\"100@0\"\n\
+        #EXTINF:1.000,\n#EXT-X-BYTERANGE:50@100\nsegments/10.mp4?stream=main\n\
+        #EXTINF:0.9,\n#EXT-X-BYTERANGE:60\nsegments/10.mp4?stream=main\n\
+        #EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:2026-11-26T10:00:00Z\n\
+        #EXT-X-MAP:URI=\"segments/20.mp4?stream=main\",BYTERANGE=\"90@0\"\n\
+        #EXTINF:1.0,\n#EXT-X-BYTERANGE:70@90\nsegments/20.mp4?stream=main&token=x\n\
+        #EXT-X-ENDLIST\n";
+
+    #[test]
+    fn a_vod_playlist_of_byte_ranges_parses() {
+        let p = parse(GOOD, "main").expect("parses");
+        assert_eq!(p.files(), ["10.mp4", "20.mp4"]);
+        assert_eq!((p.segments[1].offset, p.segments[1].length), (150, 60));
+        assert_eq!(p.maps.len(), 2);
+        assert_eq!(p.discontinuities, 1);
+    }
+
+    #[test]
+    fn broken_playlists_are_refused() {
+        let cases = [
+            (GOOD.replace("#EXTM3U\n", ""), "#EXTM3U"),
+            (GOOD.replace("VERSION:7", "VERSION:6"), "not 7"),
+            (GOOD.replace("#EXT-X-ENDLIST\n", ""), "ENDLIST"),
+            (
+                GOOD.replace("#EXT-X-PROGRAM-DATE-TIME:2026-11-26T10:00:00Z\n", ""),
+                "PROGRAM-DATE-TIME",
+            ),
+            (GOOD.replace("#EXT-X-BYTERANGE:50@100\n", ""), "BYTERANGE"),
+            (GOOD.replace("EXTINF:1.000", "EXTINF:2.5"), "TARGETDURATION"),
+            (
+                GOOD.replace(
+                    "segments/10.mp4?stream=main\n#EXTINF:0.9",
+                    "/abs/10.mp4?stream=main\n#EXTINF:0.9",
+                ),
+                "relative",
+            ),
+            (
+                GOOD.replace("?stream=main&token", "?stream=sub&token"),
+                "does not name stream",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = parse(&text, "main").expect_err(want);
+            assert!(e.contains(want), "{want}: {e}");
+        }
+    }
+}

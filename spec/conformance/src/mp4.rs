@@ -680,3 +680,150 @@ pub fn check_export(d: &[u8]) -> Result<String, String> {
         tracks.len()
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bx(typ: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+        let mut v = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(typ);
+        v.extend_from_slice(payload);
+        v
+    }
+
+    fn full(typ: &[u8; 4], version: u8, flags: u32, payload: &[u8]) -> Vec<u8> {
+        let mut p = (u32::from(version) << 24 | flags).to_be_bytes().to_vec();
+        p.extend_from_slice(payload);
+        bx(typ, &p)
+    }
+
+    fn uuid(ext: &[u8; 16], payload: &[u8]) -> Vec<u8> {
+        let mut p = ext.to_vec();
+        p.extend_from_slice(payload);
+        bx(b"uuid", &p)
+    }
+
+    /// A sample: duration, size, flags.
+    type Sample = (u32, u32, u32);
+    /// A fragment: its tfdt and samples.
+    type Frag<'a> = (u64, &'a [Sample]);
+
+    /// A one-track segment of these fragments.
+    fn segment(fragments: &[Frag]) -> Vec<u8> {
+        let mut ftyp = b"iso6\0\0\0\0".to_vec();
+        ftyp.extend_from_slice(b"iso6isommp41vms1");
+        let mut out = bx(b"ftyp", &ftyp);
+        let timescale = |v: u32| [&[0u8; 8][..], &v.to_be_bytes(), &[0u8; 4]].concat();
+        let mvhd = full(b"mvhd", 0, 0, &timescale(90000));
+        let tkhd = full(
+            b"tkhd",
+            0,
+            0,
+            &[&[0u8; 8][..], &1u32.to_be_bytes()].concat(),
+        );
+        let mdhd = full(b"mdhd", 0, 0, &timescale(90000));
+        let hdlr = full(
+            b"hdlr",
+            0,
+            0,
+            &[&[0u8; 4][..], b"vide", &[0u8; 12]].concat(),
+        );
+        let avc1 = bx(
+            b"avc1",
+            &[&[0u8; 78][..], &bx(b"avcC", &[1, 2, 3])].concat(),
+        );
+        let stsd = full(b"stsd", 0, 0, &[&1u32.to_be_bytes()[..], &avc1].concat());
+        let stbl = bx(b"stbl", &stsd);
+        let minf = bx(b"minf", &stbl);
+        let mdia = bx(b"mdia", &[mdhd, hdlr, minf].concat());
+        let trak = bx(b"trak", &[tkhd, mdia].concat());
+        let trex = full(
+            b"trex",
+            0,
+            0,
+            &[&1u32.to_be_bytes()[..], &[0u8; 16]].concat(),
+        );
+        let mvex = bx(b"mvex", &trex);
+        out.extend(bx(b"moov", &[mvhd, trak, mvex].concat()));
+        let header = serde_json::json!({"format": 1, "recorder": "01ARZ3NDEKTSV4RRFFQ69G5FAV",
+            "camera": "01ARZ3NDEKTSV4RRFFQ69G5FAV", "stream": "main",
+            "run": "01ARZ3NDEKTSV4RRFFQ69G5FAV", "run_segment": 0, "start_90k": 1,
+            "media_start_90k": fragments.first().map_or(0, |f| f.0), "video_codec": "avc1.640014",
+            "width": 320, "height": 180, "audio_codec": null, "audio_sample_rate": null,
+            "recorder_synced": true, "recorder_error_ms": null});
+        out.extend(uuid(b"vms-seg-header-1", header.to_string().as_bytes()));
+        for (n, (tfdt, samples)) in fragments.iter().enumerate() {
+            let prft = full(
+                b"prft",
+                1,
+                0,
+                &[&1u32.to_be_bytes()[..], &[0u8; 8], &tfdt.to_be_bytes()].concat(),
+            );
+            let mfhd = full(b"mfhd", 0, 0, &(n as u32 + 1).to_be_bytes());
+            let tfhd = full(b"tfhd", 0, 0x02_0000, &1u32.to_be_bytes());
+            let tfdt_box = full(b"tfdt", 1, 0, &tfdt.to_be_bytes());
+            let trun_len = 8 + 4 + 4 + 4 + 12 * samples.len();
+            let traf_len = 8 + tfhd.len() + tfdt_box.len() + trun_len;
+            let moof_len = 8 + mfhd.len() + traf_len;
+            let mut trun = (samples.len() as u32).to_be_bytes().to_vec();
+            trun.extend_from_slice(&(moof_len as u32 + 8).to_be_bytes());
+            for (d, s, f) in samples.iter() {
+                trun.extend([d.to_be_bytes(), s.to_be_bytes(), f.to_be_bytes()].concat());
+            }
+            let trun = full(b"trun", 0, 0x701, &trun);
+            let traf = bx(b"traf", &[tfhd, tfdt_box, trun].concat());
+            let moof = bx(b"moof", &[mfhd, traf].concat());
+            assert_eq!(moof.len(), moof_len);
+            let size: u32 = samples.iter().map(|s| s.1).sum();
+            out.extend([prft, moof, bx(b"mdat", &vec![0u8; size as usize])].concat());
+        }
+        out
+    }
+
+    const SYNC: u32 = 0x0200_0000;
+    const DEPENDENT: u32 = 0x0101_0000;
+
+    #[test]
+    fn a_well_formed_segment_parses() {
+        let d = segment(&[
+            (1000, &[(6000, 10, SYNC), (6000, 5, DEPENDENT)]),
+            (13000, &[(6000, 10, SYNC)]),
+        ]);
+        let s = parse_segment(&d).expect("parses");
+        assert_eq!(s.fragments.len(), 2);
+        assert_eq!(s.fragments[1].video_tfdt, 13000);
+        assert!(s.trailer.is_none() && !s.has_audio);
+    }
+
+    #[test]
+    fn broken_segments_name_their_fault() {
+        let cases: [(&[Frag], &str); 3] = [
+            (
+                &[(1000, &[(6000, 10, SYNC)]), (9000, &[(6000, 10, SYNC)])],
+                "not continuous",
+            ),
+            (&[(1000, &[(6000, 10, DEPENDENT)])], "not a keyframe"),
+            (&[(1000, &[(91000, 10, SYNC)])], "more than 1 s"),
+        ];
+        for (fragments, want) in cases {
+            let e = parse_segment(&segment(fragments)).expect_err(want);
+            assert!(e.contains(want), "{e}");
+        }
+    }
+
+    #[test]
+    fn every_truncation_and_corruption_is_an_error_not_a_panic() {
+        let d = segment(&[(1000, &[(6000, 10, SYNC), (6000, 5, DEPENDENT)])]);
+        for len in 0..d.len() {
+            assert!(parse_segment(&d[..len]).is_err(), "{len}");
+            let _ = check_export(&d[..len]);
+        }
+        for at in 0..d.len() {
+            let mut c = d.clone();
+            c[at] ^= 0xff;
+            let _ = parse_segment(&c);
+            let _ = check_export(&c);
+        }
+    }
+}

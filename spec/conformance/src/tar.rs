@@ -108,3 +108,67 @@ fn octal(f: &[u8]) -> Option<u64> {
     }
     u64::from_str_radix(s, 8).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(name: &str, size: usize, flag: u8) -> Vec<u8> {
+        let mut h = vec![0u8; BLOCK];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h[100..107].copy_from_slice(b"0000644");
+        h[124..135].copy_from_slice(format!("{size:011o}").as_bytes());
+        h[156] = flag;
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        h
+    }
+
+    fn archive(entries: &[(&str, &[u8], u8)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, data, flag) in entries {
+            out.extend(header(name, data.len(), *flag));
+            out.extend_from_slice(data);
+            out.resize(out.len().div_ceil(BLOCK) * BLOCK, 0);
+        }
+        out.extend(vec![0u8; 2 * BLOCK]);
+        out
+    }
+
+    #[test]
+    fn a_ustar_archive_reads_back() {
+        let a = archive(&[("media/a.mp4", b"hello", b'0'), ("SHA256SUMS", b"", b'0')]);
+        let e = entries(&a).expect("reads");
+        assert_eq!(e.len(), 2);
+        assert_eq!(&a[e[0].data.clone()], b"hello");
+        // GNU tar's padding to a record: zeros after the marker are fine.
+        let mut padded = a.clone();
+        padded.extend(vec![0u8; 4 * BLOCK]);
+        assert!(entries(&padded).is_ok());
+    }
+
+    #[test]
+    fn hostile_archives_are_refused() {
+        let ok = archive(&[("media/a.mp4", b"hello", b'0')]);
+        let cases = [
+            (archive(&[("media/a", b"x", b'2')]), "type flag"),
+            (archive(&[("../a", b"x", b'0')]), "`..`"),
+            (archive(&[("/etc/passwd", b"x", b'0')]), "relative"),
+            (ok[..ok.len() - BLOCK].to_vec(), "one zero block"),
+            ([&ok[..], b"junk"].concat(), "other than zeros"),
+        ];
+        for (a, want) in cases {
+            let e = entries(&a).err().unwrap_or_default();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+        let mut bad_sum = ok.clone();
+        bad_sum[0] = b'M';
+        assert!(entries(&bad_sum).is_err_and(|e| e.contains("checksum")));
+        for len in 0..ok.len() {
+            assert!(entries(&ok[..len]).is_err(), "{len}");
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //! parameters, path tricks, holds, alerts and metrics.
 
 use jiff::{SignedDuration, Timestamp};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Ctx, UNKNOWN_ID, apart, expect_error, time, verdict};
 use crate::http::{Auth, Reply, Request};
@@ -239,14 +239,7 @@ fn secured(ctx: &Ctx) -> Vec<Request> {
                 ctx.camera_path(&format!("/segments/{}.mp4", to_90k(start))),
             )
             .query(format!("stream={}", ctx.stream)),
-        ctx.c
-            .post(
-                "/api/v1/cameras/{id}/evidence",
-                ctx.camera_path("/evidence"),
-            )
-            .json(&json!({"stream": ctx.stream, "start": start.to_string(),
-                "end": end.to_string(), "case": "CONFORMANCE", "reason": "no token",
-                "operator": "vms-conformance"})),
+        ctx.evidence_req((start, end), "no token"),
     ];
     reqs.extend(by_id(ctx, &ctx.camera));
     reqs
@@ -735,19 +728,9 @@ async fn traversal(ctx: &Ctx) -> Result<String, String> {
 
 /// A body over 64 KiB gets 413 `invalid_argument`.
 async fn body_limit(ctx: &Ctx) -> Result<String, String> {
-    let (start, end) = ctx.window();
-    let body = json!({"stream": ctx.stream, "start": start.to_string(), "end": end.to_string(),
-        "case": "CONFORMANCE", "reason": "x".repeat(70 * 1024), "operator": "vms-conformance"});
     let r = ctx
         .c
-        .send(
-            ctx.c
-                .post(
-                    "/api/v1/cameras/{id}/evidence",
-                    ctx.camera_path("/evidence"),
-                )
-                .json(&body),
-        )
+        .send(ctx.evidence_req(ctx.window(), &"x".repeat(70 * 1024)))
         .await?;
     expect_error(
         &r,

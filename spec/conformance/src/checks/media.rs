@@ -3,10 +3,10 @@
 //! spec/segment-format.md), the MP4 export, snapshots and an evidence package.
 
 use jiff::{SignedDuration, Timestamp};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::Digest;
 
-use super::{Ctx, UNKNOWN_ID, apart, expect_error, time, verdict};
+use super::{CASE, Ctx, OPERATOR, UNKNOWN_ID, apart, expect_error, time, verdict};
 use crate::evidence::{self, Package};
 use crate::hls::{self, Playlist};
 use crate::http::{Auth, Reply, Request};
@@ -712,8 +712,12 @@ async fn snapshot_at(ctx: &Ctx, query: String) -> Result<(Reply, (u16, u16)), St
 /// A recorded moment and the latest frame are JPEGs; `X-Frame-Time` is the frame's time, at
 /// or before the moment asked for.
 async fn snapshot(ctx: &Ctx, seg_start: Option<Timestamp>) -> Result<String, String> {
-    let at = seg_start.unwrap_or(ctx.footage.start) + SignedDuration::from_secs(1);
-    let at = at.min(ctx.footage.end);
+    // A moment strictly inside the footage: a range is half-open, nothing shows at its end.
+    let base = seg_start.unwrap_or(ctx.footage.start);
+    let mut at = base + SignedDuration::from_secs(1);
+    if at >= ctx.footage.end {
+        at = base + ctx.footage.end.duration_since(base) / 2;
+    }
     let (r, (w, h)) = snapshot_at(ctx, format!("stream={}&time={at}", ctx.stream)).await?;
     let frame = r
         .header("x-frame-time")
@@ -758,10 +762,8 @@ async fn thumbnail(ctx: &Ctx, s: &Result<&Stored, String>) -> Result<String, Str
     Ok(format!("width={want} of {sw}x{sh} gives {w}x{h}"))
 }
 
-/// The case the suite's evidence export names.
-const CASE: &str = "VMS-CONFORMANCE";
+/// The reason the suite's evidence export gives.
 const REASON: &str = "recorder conformance suite";
-const OPERATOR: &str = "vms-conformance";
 
 /// `POST …/evidence` of the export window: the package, and whether its `Content-Length` was
 /// exact.
@@ -769,20 +771,8 @@ async fn evidence_package(
     ctx: &Ctx,
     w: &Result<(Timestamp, Timestamp), String>,
 ) -> Result<(Vec<u8>, Result<(), String>), String> {
-    let (start, end) = w.as_ref().map_err(Clone::clone)?;
-    let body = json!({"stream": ctx.stream, "start": start.to_string(), "end": end.to_string(),
-        "case": CASE, "reason": REASON, "operator": OPERATOR});
-    let r = ctx
-        .c
-        .send(
-            ctx.c
-                .post(
-                    "/api/v1/cameras/{id}/evidence",
-                    ctx.camera_path("/evidence"),
-                )
-                .json(&body),
-        )
-        .await?;
+    let w = w.as_ref().map_err(Clone::clone)?;
+    let r = ctx.c.send(ctx.evidence_req(*w, REASON)).await?;
     if r.status != 200 {
         return Err(format!("POST evidence: expected 200, got {}", r.summary()));
     }

@@ -11,7 +11,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
 use crate::RecorderArgs;
-use crate::http::{Auth, Client, Reply};
+use crate::http::{Auth, Client, Reply, Request};
 use crate::openapi::{Answer, Spec};
 use crate::report::Report;
 
@@ -40,7 +40,24 @@ pub struct Ctx {
     pub footage: Footage,
 }
 
+/// The case and operator the suite's evidence requests name.
+pub const CASE: &str = "VMS-CONFORMANCE";
+pub const OPERATOR: &str = "vms-conformance";
+
 impl Ctx {
+    /// `POST …/evidence` of `range` of the stream tested, giving `reason`.
+    pub fn evidence_req(&self, (start, end): (Timestamp, Timestamp), reason: &str) -> Request {
+        self.c
+            .post(
+                "/api/v1/cameras/{id}/evidence",
+                self.camera_path("/evidence"),
+            )
+            .json(
+                &serde_json::json!({"stream": self.stream, "start": start.to_string(),
+                "end": end.to_string(), "case": CASE, "reason": reason, "operator": OPERATOR}),
+            )
+    }
+
     pub fn camera_path(&self, rest: &str) -> String {
         format!("/api/v1/cameras/{}{rest}", self.camera)
     }
