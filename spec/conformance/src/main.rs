@@ -7,7 +7,6 @@ mod evidence;
 mod hls;
 mod http;
 mod mp4;
-mod openapi;
 mod report;
 mod tar;
 

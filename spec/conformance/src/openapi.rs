@@ -1,6 +1,7 @@
-//! The OpenAPI documents the suite checks answers against: the recorder's document (compiled
-//! in, or read from `--spec DIR`) with its sibling documents registered for `$ref`s, and the
-//! validation of one answer against the response its operation documents for its status.
+//! The OpenAPI documents the suite checks answers against: one document (the recorder's,
+//! compiled in or read from `--spec DIR`) with its sibling documents registered for `$ref`s,
+//! and the validation of one answer against the response its operation documents for its
+//! status. `tests/tests/openapi/` checks our servers with it too.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,7 +16,7 @@ const EMBEDDED: [(&str, &str); 2] = [
 /// The base URI the documents are registered under for `$ref` resolution (never fetched).
 const BASE_URI: &str = "https://vms.invalid/spec/openapi/";
 /// The document of the recorder API.
-const RECORDER: &str = "recorder.yaml";
+pub const RECORDER: &str = "recorder.yaml";
 
 /// One answer, as far as the document describes it.
 pub struct Answer<'a> {
@@ -39,7 +40,7 @@ impl Spec {
             .iter()
             .map(|(name, text)| Ok(((*name).to_owned(), parse(name, text)?)))
             .collect::<Result<BTreeMap<_, _>, String>>()?;
-        Spec::from_docs(docs)
+        Spec::from_docs(docs, RECORDER)
     }
 
     /// The documents of `dir/openapi/` (every `.yaml` file; `recorder.yaml` is checked against).
@@ -61,19 +62,20 @@ impl Spec {
                 std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             docs.insert(name.clone(), parse(&path.display().to_string(), &text)?);
         }
-        Spec::from_docs(docs)
+        Spec::from_docs(docs, RECORDER)
     }
 
-    fn from_docs(docs: BTreeMap<String, Value>) -> Result<Spec, String> {
+    /// Document `name` of `docs` (documents by file name, which may refer to each other).
+    pub fn from_docs(docs: BTreeMap<String, Value>, name: &str) -> Result<Spec, String> {
         let doc = docs
-            .get(RECORDER)
+            .get(name)
             .cloned()
-            .ok_or_else(|| format!("the spec has no openapi/{RECORDER}"))?;
+            .ok_or_else(|| format!("the spec has no openapi/{name}"))?;
         if doc["openapi"]
             .as_str()
             .is_none_or(|v| !v.starts_with("3.1"))
         {
-            return Err(format!("openapi/{RECORDER} is not an OpenAPI 3.1 document"));
+            return Err(format!("openapi/{name} is not an OpenAPI 3.1 document"));
         }
         let resources = docs.iter().map(|(file, d)| {
             (
@@ -87,7 +89,7 @@ impl Spec {
             .and_then(|b| b.prepare())
             .map_err(|e| format!("the OpenAPI documents: {e}"))?;
         let uri = url::Url::parse(BASE_URI)
-            .and_then(|u| u.join(RECORDER))
+            .and_then(|u| u.join(name))
             .map_err(|e| e.to_string())?;
         Ok(Spec { doc, uri, registry })
     }
@@ -110,8 +112,8 @@ impl Spec {
         out
     }
 
-    /// Follows the `$ref`s of a response or header object within the document.
-    fn deref<'a>(&'a self, mut v: &'a Value) -> Result<&'a Value, String> {
+    /// Follows the `$ref`s of a response, parameter or header object within the document.
+    pub fn deref<'a>(&'a self, mut v: &'a Value) -> Result<&'a Value, String> {
         for _ in 0..16 {
             let Some(r) = v.get("$ref").and_then(Value::as_str) else {
                 return Ok(v);
@@ -246,27 +248,70 @@ impl Spec {
         if schema["format"] == "binary" {
             return problems;
         }
-        let instance = if media == "application/json" {
-            match serde_json::from_slice(body) {
-                Ok(v) => v,
+        let instances: Vec<Value> = match media.as_str() {
+            "application/json" => match serde_json::from_slice(body) {
+                Ok(v) => vec![v],
                 Err(e) => {
                     problems.push(format!("{status}: the body is not JSON: {e}"));
                     return problems;
                 }
+            },
+            // One JSON value per line; a stream read only in part may end within a line.
+            "application/x-ndjson" => {
+                let lines = complete_lines(body);
+                if lines.is_empty() {
+                    problems.push(format!(
+                        "{status}: an NDJSON stream without a complete line"
+                    ));
+                    return problems;
+                }
+                let mut values = Vec::new();
+                for line in lines.split(|&b| b == b'\n') {
+                    match serde_json::from_slice(line) {
+                        Ok(v) => values.push(v),
+                        Err(e) => {
+                            problems.push(format!(
+                                "{status}: a line that is not JSON ({e}): {}",
+                                String::from_utf8_lossy(line)
+                            ));
+                            return problems;
+                        }
+                    }
+                }
+                values
             }
-        } else {
-            match std::str::from_utf8(body) {
-                Ok(s) => Value::String(s.to_owned()),
+            _ => match std::str::from_utf8(body) {
+                Ok(s) => vec![Value::String(s.to_owned())],
                 Err(_) => {
                     problems.push(format!("{status}: a text body that is not UTF-8"));
                     return problems;
                 }
-            }
+            },
         };
-        if let Err(e) = self.validate(schema, &instance) {
-            problems.push(format!("{status}: the body does not match the schema: {e}"));
+        for instance in instances {
+            if let Err(e) = self.validate(schema, &instance) {
+                problems.push(format!(
+                    "{status}: the body does not match the schema: {e}; body: {}",
+                    shorten(&instance.to_string())
+                ));
+            }
         }
         problems
+    }
+}
+
+/// The complete lines of a body read perhaps only in part: everything before its last `\n`.
+fn complete_lines(body: &[u8]) -> &[u8] {
+    body.iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(&[][..], |i| &body[..i])
+}
+
+/// At most 300 characters of `s`.
+fn shorten(s: &str) -> String {
+    match s.char_indices().nth(300) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
     }
 }
 

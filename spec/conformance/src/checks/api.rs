@@ -8,8 +8,8 @@ use serde_json::Value;
 use super::{Ctx, UNKNOWN_ID, apart, expect_error, time, verdict};
 use crate::http::{Auth, Reply, Request};
 use crate::mp4::is_ulid;
-use crate::openapi::Spec;
 use crate::report::Report;
+use vms_conformance::openapi::Spec;
 
 pub async fn run(ctx: &Ctx, report: &mut Report) {
     report.record("cameras.list", cameras_list(ctx).await);

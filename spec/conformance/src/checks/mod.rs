@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use crate::RecorderArgs;
 use crate::http::{Auth, Client, Reply, Request};
-use crate::openapi::{Answer, Spec};
 use crate::report::Report;
+use vms_conformance::openapi::{Answer, Spec};
 
 /// A well-formed id that names nothing.
 pub const UNKNOWN_ID: &str = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
