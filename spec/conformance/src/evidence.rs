@@ -223,3 +223,96 @@ pub fn check_signature(p: &Package) -> Result<String, String> {
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tar::tests::archive;
+    use ed25519_dalek::{Signer, SigningKey};
+
+    /// A package of one media file, with `edit` applied to its parts before they are packed:
+    /// (manifest bytes, SHA256SUMS, entry order).
+    fn package(edit: impl FnOnce(&mut Vec<u8>, &mut String, &mut Vec<&str>)) -> Vec<u8> {
+        let key = SigningKey::from_bytes(&[7u8; 32]);
+        let der = [&ED25519_SPKI_PREFIX[..], key.verifying_key().as_bytes()].concat();
+        let pem = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(&der)
+        );
+        let media = b"not really an mp4".as_slice();
+        let media_sha = hex(&Sha256::digest(media));
+        let mut sums = format!("{media_sha}  media/clip-0001.mp4\n");
+        let manifest = serde_json::json!({
+            "format": "vms-evidence/1",
+            "recorder_key_sha256": hex(&Sha256::digest(&der)),
+            "files": [
+                {"path": "media/clip-0001.mp4", "size_bytes": media.len(), "sha256": media_sha},
+                {"path": "SHA256SUMS", "size_bytes": sums.len(),
+                 "sha256": hex(&Sha256::digest(sums.as_bytes()))},
+            ],
+        });
+        let mut manifest = serde_json::to_vec_pretty(&manifest).expect("JSON");
+        let sig = key.sign(&manifest).to_bytes();
+        let mut order = vec![
+            "media/clip-0001.mp4",
+            "SHA256SUMS",
+            "manifest.json",
+            "manifest.sig",
+            "recorder-key.pem",
+        ];
+        edit(&mut manifest, &mut sums, &mut order);
+        let entries: Vec<(&str, Vec<u8>)> = order
+            .iter()
+            .map(|name| {
+                let data = match *name {
+                    "media/clip-0001.mp4" => media.to_vec(),
+                    "SHA256SUMS" => sums.as_bytes().to_vec(),
+                    "manifest.json" => manifest.clone(),
+                    "manifest.sig" => sig.to_vec(),
+                    _ => pem.as_bytes().to_vec(),
+                };
+                (*name, data)
+            })
+            .collect();
+        let refs: Vec<(&str, &[u8], u8)> = entries
+            .iter()
+            .map(|(n, d)| (*n, d.as_slice(), b'0'))
+            .collect();
+        archive(&refs)
+    }
+
+    fn checks(bytes: &[u8]) -> [Result<String, String>; 3] {
+        let p = Package {
+            data: bytes,
+            entries: crate::tar::entries(bytes).expect("a ustar archive"),
+        };
+        [check_layout(&p), check_sums(&p), check_signature(&p)]
+    }
+
+    #[test]
+    fn a_signed_package_passes() {
+        for r in checks(&package(|_, _, _| {})) {
+            r.expect("passes");
+        }
+    }
+
+    #[test]
+    fn each_fault_fails_its_check() {
+        // One byte of the manifest changed after signing: `vms-evidence/1` becomes `/0`.
+        let flip = |m: &mut Vec<u8>| {
+            let at = m.windows(14).position(|w| w == b"vms-evidence/1");
+            m[at.expect("the format") + 13] ^= 0x01;
+        };
+        let [layout, sums, sig] = checks(&package(|m, _, _| flip(m)));
+        assert!(layout.is_ok() && sums.is_ok(), "{layout:?} {sums:?}");
+        assert!(sig.is_err_and(|e| e.contains("does not verify")));
+        // SHA256SUMS that does not match the media.
+        let [_, sums, _] = checks(&package(|_, s, _| *s = s.replace('a', "b")));
+        assert!(sums.is_err());
+        // The entries out of order, or one twice.
+        let [layout, _, _] = checks(&package(|_, _, o| o.swap(2, 3)));
+        assert!(layout.is_err_and(|e| e.contains("not [")));
+        let [layout, _, _] = checks(&package(|_, _, o| o.push("SHA256SUMS")));
+        assert!(layout.is_err_and(|e| e.contains("twice")));
+    }
+}

@@ -110,7 +110,7 @@ fn octal(f: &[u8]) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
 
     fn header(name: &str, size: usize, flag: u8) -> Vec<u8> {
@@ -127,7 +127,8 @@ mod tests {
         h
     }
 
-    fn archive(entries: &[(&str, &[u8], u8)]) -> Vec<u8> {
+    /// A ustar archive of (name, data, type flag) entries.
+    pub fn archive(entries: &[(&str, &[u8], u8)]) -> Vec<u8> {
         let mut out = Vec::new();
         for (name, data, flag) in entries {
             out.extend(header(name, data.len(), *flag));

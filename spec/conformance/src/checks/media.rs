@@ -888,3 +888,29 @@ async fn key(ctx: &Ctx, p: &Package<'_>) -> Result<String, String> {
         "the package's key is the recorder's, fingerprint {fingerprint}"
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_size_of_a_jpeg_is_read_from_its_frame_header() {
+        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0, 0, 4, 0, 0];
+        // SOF0: length 11, precision 8, height 90, width 160, one component.
+        jpeg.extend([0xFF, 0xC0, 0, 11, 8, 0, 90, 0, 160, 1, 1, 0x11, 0]);
+        jpeg.extend([0xFF, 0xDA, 0, 2, 0xFF, 0xD9]);
+        assert_eq!(jpeg_size(&jpeg), Ok((160, 90)));
+        assert!(jpeg_size(&jpeg[..jpeg.len() - 1]).is_err());
+        assert!(jpeg_size(b"\x89PNG").is_err());
+        for len in 0..jpeg.len() {
+            let _ = jpeg_size(&jpeg[..len]);
+        }
+    }
+
+    #[test]
+    fn content_range_is_first_last_and_length() {
+        assert_eq!(content_range("bytes 0-99/1000"), Some((0, 99, 1000)));
+        assert_eq!(content_range("bytes */1000"), None);
+        assert_eq!(content_range("items 0-1/2"), None);
+    }
+}
