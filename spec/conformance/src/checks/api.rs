@@ -5,7 +5,7 @@
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
-use super::{Ctx, UNKNOWN_ID, apart, expect_error, time, verdict};
+use super::{Ctx, UNKNOWN_ID, apart, expect_all, expect_error, time, verdict};
 use crate::http::{Auth, Reply, Request};
 use crate::mp4::is_ulid;
 use crate::report::Report;
@@ -173,20 +173,17 @@ fn by_id(ctx: &Ctx, id: &str) -> Vec<Request> {
 
 /// A well-formed id that names no camera gets 404 `not_found`.
 async fn unknown_id(ctx: &Ctx) -> Result<String, String> {
-    let mut problems = Vec::new();
-    let reqs = by_id(ctx, UNKNOWN_ID);
-    let n = reqs.len();
-    for req in reqs {
-        let what = format!("GET {}", req.template);
-        let r = ctx.c.send(req).await?;
-        if let Err(e) = expect_error(&r, &what, 404, "not_found") {
-            problems.push(e);
-        }
-    }
-    verdict(
-        problems,
-        format!("{n} operations give 404 not_found for {UNKNOWN_ID}"),
-    )
+    let reqs = by_id(ctx, UNKNOWN_ID)
+        .into_iter()
+        .map(|r| {
+            let what = format!("GET {}", r.template);
+            (r, what)
+        })
+        .collect();
+    let n = expect_all(ctx, reqs, 404, "not_found").await?;
+    Ok(format!(
+        "{n} operations give 404 not_found for {UNKNOWN_ID}"
+    ))
 }
 
 /// Malformed ids are treated as unknown: 404 `not_found`.
@@ -199,22 +196,19 @@ async fn malformed_id(ctx: &Ctx) -> Result<String, String> {
         "01ARZ3NDEKTSV4RRFFQ69G5FAU",  // U is not Crockford base32
         "0",
     ];
-    let mut problems = Vec::new();
-    let mut n = 0;
-    for id in ids {
-        for req in by_id(ctx, id) {
-            n += 1;
-            let what = format!("GET {} with id {id:?}", req.template);
-            let r = ctx.c.send(req).await?;
-            if let Err(e) = expect_error(&r, &what, 404, "not_found") {
-                problems.push(e);
-            }
-        }
-    }
-    verdict(
-        problems,
-        format!("{n} requests with malformed ids give 404 not_found"),
-    )
+    let reqs = ids
+        .iter()
+        .flat_map(|id| {
+            by_id(ctx, id).into_iter().map(move |r| {
+                let what = format!("GET {} with id {id:?}", r.template);
+                (r, what)
+            })
+        })
+        .collect();
+    let n = expect_all(ctx, reqs, 404, "not_found").await?;
+    Ok(format!(
+        "{n} requests with malformed ids give 404 not_found"
+    ))
 }
 
 /// Every secured operation the suite can call harmlessly, with valid arguments.
@@ -582,26 +576,17 @@ async fn bad_values(ctx: &Ctx) -> Result<String, String> {
             "stream missing",
         ),
     ];
-    let mut p = Vec::new();
-    let n = cases.len();
-    for (template, rest, query, why) in cases {
-        let r = ctx
-            .c
-            .send(ctx.c.get(template, ctx.camera_path(rest)).query(query))
-            .await?;
-        if let Err(e) = expect_error(
-            &r,
-            &format!("GET {template} with {why}"),
-            400,
-            "invalid_argument",
-        ) {
-            p.push(e);
-        }
-    }
-    verdict(
-        p,
-        format!("{n} documented bad values get 400 invalid_argument"),
-    )
+    let reqs = cases
+        .into_iter()
+        .map(|(template, rest, query, why)| {
+            let req = ctx.c.get(template, ctx.camera_path(rest)).query(query);
+            (req, format!("GET {template} with {why}"))
+        })
+        .collect();
+    let n = expect_all(ctx, reqs, 400, "invalid_argument").await?;
+    Ok(format!(
+        "{n} documented bad values get 400 invalid_argument"
+    ))
 }
 
 /// Hostile query values: a 4xx answer, never a 2xx or 5xx.

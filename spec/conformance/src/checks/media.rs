@@ -6,7 +6,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 use sha2::Digest;
 
-use super::{CASE, Ctx, OPERATOR, UNKNOWN_ID, apart, expect_error, time, verdict};
+use super::{CASE, Ctx, OPERATOR, UNKNOWN_ID, apart, expect_all, time, verdict};
 use crate::evidence::{self, Package};
 use crate::hls::{self, Playlist};
 use crate::http::{Auth, Reply, Request};
@@ -499,24 +499,18 @@ async fn unknown_segments(ctx: &Ctx, s: &Result<&Stored, String>) -> Result<Stri
             "an unknown camera",
         ),
     ];
-    let mut p = Vec::new();
-    for (path, why) in &cases {
-        let r = ctx
-            .c
-            .send(
-                ctx.c
-                    .get("/api/v1/cameras/{id}/segments/{file}", path.clone())
-                    .query(format!("stream={}", ctx.stream)),
-            )
-            .await?;
-        if let Err(e) = expect_error(&r, &format!("GET segments with {why}"), 404, "not_found") {
-            p.push(e);
-        }
-    }
-    verdict(
-        p,
-        format!("{} unknown segment names get 404 not_found", cases.len()),
-    )
+    let reqs = cases
+        .into_iter()
+        .map(|(path, why)| {
+            let req = ctx
+                .c
+                .get("/api/v1/cameras/{id}/segments/{file}", path)
+                .query(format!("stream={}", ctx.stream));
+            (req, format!("GET segments with {why}"))
+        })
+        .collect();
+    let n = expect_all(ctx, reqs, 404, "not_found").await?;
+    Ok(format!("{n} unknown segment names get 404 not_found"))
 }
 
 /// The playlist's ranges of the segment are whole fragments, each starting with a keyframe,

@@ -218,6 +218,25 @@ pub fn expect_error(r: &Reply, what: &str, status: u16, code: &str) -> Result<()
     }
 }
 
+/// Sends each request, named for messages; `Ok` with how many when every one got `status`
+/// with `code`, else the problems.
+pub async fn expect_all(
+    ctx: &Ctx,
+    reqs: Vec<(Request, String)>,
+    status: u16,
+    code: &str,
+) -> Result<usize, String> {
+    let n = reqs.len();
+    let mut problems = Vec::new();
+    for (req, what) in reqs {
+        let r = ctx.c.send(req).await?;
+        if let Err(e) = expect_error(&r, &what, status, code) {
+            problems.push(e);
+        }
+    }
+    verdict(problems, String::new()).map(|_| n)
+}
+
 /// The stable codes and the statuses recorder-api.md gives them.
 const CODES: [(&str, &[u16]); 10] = [
     ("invalid_argument", &[400, 413]),
