@@ -1,6 +1,7 @@
 //! One OpenAPI document of `spec/openapi/`, with every document of that directory registered
 //! for `$ref` resolution (schemas may refer across documents: `recorder.yaml#/…`): its
-//! operations, and validation of answers and bodies against it.
+//! operations, and validation of answers and bodies against it, which the conformance suite's
+//! library (`vms_conformance::openapi`) performs.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,8 +13,6 @@ use super::workspace_root;
 
 /// Where the documents are, relative to the workspace root.
 pub const SPEC_DIR: &str = "spec/openapi";
-/// The base URI the documents are registered under for `$ref` resolution (never fetched).
-const BASE_URI: &str = "https://vms.invalid/spec/openapi/";
 /// The HTTP methods an OpenAPI path item may hold.
 pub const OPENAPI_METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
@@ -26,8 +25,7 @@ pub struct Spec {
     pub doc: Value,
     /// Every document of the directory, by file name.
     pub docs: BTreeMap<String, Value>,
-    uri: url::Url,
-    registry: jsonschema::Registry<'static>,
+    checker: vms_conformance::openapi::Spec,
 }
 
 impl Spec {
@@ -55,25 +53,13 @@ impl Spec {
             .get(name)
             .unwrap_or_else(|| panic!("{SPEC_DIR}/{name} does not exist"))
             .clone();
-        let resources = docs.iter().map(|(file, d)| {
-            (
-                format!("{BASE_URI}{file}"),
-                jsonschema::Draft::Draft202012.create_resource(d.clone()),
-            )
-        });
-        let registry = jsonschema::Registry::new()
-            .draft(jsonschema::Draft::Draft202012)
-            .extend(resources)
-            .and_then(|b| b.prepare())
+        let checker = vms_conformance::openapi::Spec::from_docs(docs.clone(), name)
             .unwrap_or_else(|e| panic!("{SPEC_DIR}: {e}"));
         Spec {
             file: format!("{SPEC_DIR}/{name}"),
             doc,
             docs,
-            uri: url::Url::parse(BASE_URI)
-                .and_then(|u| u.join(name))
-                .expect("a valid URI"),
-            registry,
+            checker,
         }
     }
 
@@ -126,20 +112,8 @@ impl Spec {
     }
 
     /// Follows the `$ref`s of a response, parameter or header object within the document.
-    pub fn deref<'a>(&'a self, mut v: &'a Value) -> Result<&'a Value, String> {
-        for _ in 0..16 {
-            let Some(r) = v.get("$ref").and_then(Value::as_str) else {
-                return Ok(v);
-            };
-            let pointer = r
-                .strip_prefix('#')
-                .ok_or(format!("$ref {r:?} leaves the document"))?;
-            v = self
-                .doc
-                .pointer(pointer)
-                .ok_or(format!("$ref {r:?} resolves to nothing"))?;
-        }
-        Err("a $ref cycle".into())
+    pub fn deref<'a>(&'a self, v: &'a Value) -> Result<&'a Value, String> {
+        self.checker.deref(v)
     }
 
     /// What a `$ref` of this document points at, in it or in a sibling document.
@@ -155,42 +129,7 @@ impl Spec {
 
     /// Validates `instance` against `schema`, a schema object of the document.
     pub fn validate(&self, schema: &Value, instance: &Value) -> Result<(), String> {
-        // The schema's references are relative to the document: make them absolute.
-        fn absolutize(v: &mut Value, base: &url::Url) {
-            match v {
-                Value::Object(o) => {
-                    for (k, x) in o.iter_mut() {
-                        match x {
-                            Value::String(r) if k == "$ref" => {
-                                if let Ok(u) = base.join(r) {
-                                    *r = u.to_string();
-                                }
-                            }
-                            _ => absolutize(x, base),
-                        }
-                    }
-                }
-                Value::Array(a) => a.iter_mut().for_each(|x| absolutize(x, base)),
-                _ => {}
-            }
-        }
-        let mut schema = schema.clone();
-        absolutize(&mut schema, &self.uri);
-        let validator = jsonschema::options()
-            .with_draft(jsonschema::Draft::Draft202012)
-            .with_registry(&self.registry)
-            .should_validate_formats(true)
-            .build(&schema)
-            .map_err(|e| format!("schema does not compile: {e}"))?;
-        let errors: Vec<String> = validator
-            .iter_errors(instance)
-            .map(|e| format!("at {:?}: {e}", e.instance_path().to_string()))
-            .collect();
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors.join("; "))
-        }
+        self.checker.validate(schema, instance)
     }
 
     /// The JSON schema of an operation's request body.
@@ -205,133 +144,12 @@ impl Spec {
 
     /// Checks one answer against the document.
     pub fn check_response(&self, method: &Method, template: &str, reply: &Reply) -> Vec<String> {
-        let mut problems = Vec::new();
-        let Some(op) = self.operation(method, template) else {
-            return vec!["the operation is not in the document".into()];
+        let answer = vms_conformance::openapi::Answer {
+            status: reply.status,
+            headers: &reply.headers,
+            body: Some(&reply.body),
         };
-        let status = reply.status.to_string();
-        let responses = &op["responses"];
-        let Some(response) = responses.get(&status) else {
-            let documented: Vec<&String> = responses
-                .as_object()
-                .into_iter()
-                .flatten()
-                .map(|(k, _)| k)
-                .collect();
-            return vec![format!(
-                "status {status} is not documented for the operation (documented: {documented:?})"
-            )];
-        };
-        let response = match self.deref(response) {
-            Ok(r) => r,
-            Err(e) => return vec![e],
-        };
-        for (name, header) in response["headers"].as_object().into_iter().flatten() {
-            let header = match self.deref(header) {
-                Ok(h) => h,
-                Err(e) => {
-                    problems.push(e);
-                    continue;
-                }
-            };
-            match reply.headers.get(name.to_ascii_lowercase().as_str()) {
-                None if header["required"] == true => {
-                    problems.push(format!("header {name} is missing"))
-                }
-                None => {}
-                Some(value) => {
-                    let value = Value::String(value.to_str().unwrap_or("<not ASCII>").to_owned());
-                    if let Some(schema) = header.get("schema")
-                        && let Err(e) = self.validate(schema, &value)
-                    {
-                        problems.push(format!("header {name} {value}: {e}"));
-                    }
-                }
-            }
-        }
-        let Some(content) = response["content"].as_object() else {
-            if !reply.body.is_empty() {
-                problems.push(format!(
-                    "a body where the document has none: {}",
-                    reply.body_text()
-                ));
-            }
-            return problems;
-        };
-        let normalise = |m: &str| m.to_ascii_lowercase().replace(' ', "");
-        let actual = reply
-            .headers
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(normalise)
-            .unwrap_or_default();
-        let Some((media, media_object)) = content.iter().find(|(m, _)| normalise(m) == actual)
-        else {
-            let documented: Vec<&String> = content.keys().collect();
-            problems.push(format!(
-                "content type {actual:?} is not a documented one ({documented:?})"
-            ));
-            return problems;
-        };
-        let Some(schema) = media_object.get("schema") else {
-            return problems;
-        };
-        // Media bytes are not JSON or text: their type is what is checked.
-        if schema["format"] == "binary" {
-            return problems;
-        }
-        let instances: Vec<Value> = match media.as_str() {
-            "application/json" => match serde_json::from_slice(&reply.body) {
-                Ok(v) => vec![v],
-                Err(e) => {
-                    problems.push(format!("body is not JSON ({e}): {}", reply.body_text()));
-                    return problems;
-                }
-            },
-            // One JSON value per line; a stream read only in part may end within a line.
-            "application/x-ndjson" => {
-                let lines = complete_lines(&reply.body);
-                if lines.is_empty() {
-                    problems.push("an NDJSON stream without a complete line".into());
-                    return problems;
-                }
-                let mut values = Vec::new();
-                for line in lines.split(|&b| b == b'\n') {
-                    match serde_json::from_slice(line) {
-                        Ok(v) => values.push(v),
-                        Err(e) => {
-                            problems.push(format!(
-                                "a line that is not JSON ({e}): {}",
-                                String::from_utf8_lossy(line)
-                            ));
-                            return problems;
-                        }
-                    }
-                }
-                values
-            }
-            _ => match String::from_utf8(reply.body.clone()) {
-                Ok(s) => vec![Value::String(s)],
-                Err(_) => {
-                    problems.push("a text body that is not UTF-8".into());
-                    return problems;
-                }
-            },
-        };
-        for instance in instances {
-            if let Err(e) = self.validate(schema, &instance) {
-                problems.push(format!(
-                    "body does not match the schema: {e}; body: {instance}"
-                ));
-            }
-        }
-        problems
+        self.checker
+            .check_answer(&method.as_str().to_ascii_lowercase(), template, &answer)
     }
-}
-
-/// The complete lines of a body read perhaps only in part: everything before its last `\n`.
-fn complete_lines(body: &[u8]) -> &[u8] {
-    body.iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(&[][..], |i| &body[..i])
 }
