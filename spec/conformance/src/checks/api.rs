@@ -17,6 +17,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) {
     report.record("cameras.get", camera_get(ctx).await);
     report.record("cameras.unknown_id", unknown_id(ctx).await);
     report.record("cameras.malformed_id", malformed_id(ctx).await);
+    report.record("conformance.reports", conformance_reports(ctx).await);
     report.record("auth.missing_token", auth(ctx, false).await);
     report.record("auth.bad_token", auth(ctx, true).await);
     report.record("recordings.utc", recordings_utc(ctx).await);
@@ -152,6 +153,100 @@ async fn camera_get(ctx: &Ctx) -> Result<String, String> {
     Ok(format!("camera {} is a valid Camera", ctx.camera))
 }
 
+/// The rule ids of spec/camera-conformance.md §3, in their order.
+const CONFORMANCE_RULES: [&str; 11] = [
+    "rtsp",
+    "auth",
+    "codec",
+    "resolution",
+    "frame_rate",
+    "keyframes",
+    "parameter_sets",
+    "bitrate",
+    "rtp",
+    "clock",
+    "session",
+];
+
+/// `GET …/conformance` (camera-conformance.md §5): one entry per stream of the camera, in its
+/// order; each report lists every rule in the standard's order, its verdict is `fail` exactly
+/// when a rule failed, its role is `main` for the first stream, and its URL has no
+/// credentials.
+async fn conformance_reports(ctx: &Ctx) -> Result<String, String> {
+    let camera = one(ctx).await?;
+    let c = get_json(
+        ctx,
+        ctx.c.get(
+            "/api/v1/cameras/{id}/conformance",
+            ctx.camera_path("/conformance"),
+        ),
+        "GET /api/v1/cameras/{id}/conformance",
+    )
+    .await?;
+    ctx.spec
+        .validate(&ctx.spec.schema("CameraConformance"), &c)
+        .map_err(|e| format!("the answer is not a CameraConformance: {e}"))?;
+    let names: Vec<&Value> = camera["streams"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| &s["name"])
+        .collect();
+    let entries = c["streams"].as_array().cloned().unwrap_or_default();
+    let listed: Vec<&Value> = entries.iter().map(|s| &s["stream"]).collect();
+    if listed != names {
+        return Err(format!("streams {listed:?}, the camera has {names:?}"));
+    }
+    let mut reports = 0;
+    for (i, entry) in entries.iter().enumerate() {
+        let r = &entry["report"];
+        if r.is_null() {
+            continue;
+        }
+        reports += 1;
+        let stream = &entry["stream"];
+        let ids: Vec<&str> = r["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x["id"].as_str())
+            .collect();
+        if ids != CONFORMANCE_RULES {
+            return Err(format!(
+                "stream {stream}: rules {ids:?}, not the standard's order"
+            ));
+        }
+        let failed = r["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|x| x["status"] == "fail");
+        if (r["verdict"] == "fail") != failed {
+            return Err(format!(
+                "stream {stream}: verdict {} but a rule failed: {failed}",
+                r["verdict"]
+            ));
+        }
+        let role = if i == 0 { "main" } else { "sub" };
+        if r["role"] != role {
+            return Err(format!(
+                "stream {stream}: role {}, expected {role}",
+                r["role"]
+            ));
+        }
+        if r["url"].as_str().is_none_or(|u| u.contains('@')) {
+            return Err(format!(
+                "stream {stream}: the URL {} carries credentials",
+                r["url"]
+            ));
+        }
+    }
+    Ok(format!(
+        "{} streams listed, {reports} reports in the standard's form",
+        entries.len()
+    ))
+}
+
 /// The operations with a camera id in their path that the suite may call with any id.
 fn by_id(ctx: &Ctx, id: &str) -> Vec<Request> {
     let (start, end) = ctx.window();
@@ -159,6 +254,8 @@ fn by_id(ctx: &Ctx, id: &str) -> Vec<Request> {
     let range = format!("stream={}&start={start}&end={end}", ctx.stream);
     vec![
         ctx.c.get("/api/v1/cameras/{id}", path("")),
+        ctx.c
+            .get("/api/v1/cameras/{id}/conformance", path("/conformance")),
         ctx.c
             .get("/api/v1/cameras/{id}/recordings", path("/recordings"))
             .query(range.clone()),
