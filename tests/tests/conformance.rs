@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use vms_core::wire;
+use vms_recorder::conformance::RULES;
 use vms_tests::camsim::remote::RemoteSim;
 use vms_tests::camsim::stream::Fault;
 use vms_tests::process::workspace_binary;
@@ -43,17 +44,8 @@ struct Case {
     not_checked: &'static [&'static str],
 }
 
-const MEDIA_RULES: &[&str] = &[
-    "codec",
-    "resolution",
-    "frame_rate",
-    "keyframes",
-    "parameter_sets",
-    "bitrate",
-    "rtp",
-    "clock",
-    "session",
-];
+/// The rules that need media: all but `rtsp` and `auth`.
+const MEDIA_RULES: &[&str] = RULES.split_at(2).1;
 
 fn cases() -> Vec<Case> {
     let case = |camera, stream, fails| Case {

@@ -289,12 +289,19 @@ async fn get_camera(
     State(s): State<Arc<Service>>,
     IdSegment(id): IdSegment,
 ) -> ApiResult<Json<wire::CameraResponse>> {
-    let id = camera_id(&id)?;
-    let (c, st) = s
-        .camera(id)
-        .await
-        .ok_or_else(|| err!(NotFound, "no camera {id}"))?;
+    let (c, st) = known_camera(&s, &id).await?;
     Ok(Json(camera_response(&c, &st)))
+}
+
+/// The camera a path names, with its streams' state; an unknown or malformed id is not found.
+async fn known_camera(
+    s: &Service,
+    id: &str,
+) -> ApiResult<(crate::cameras::Camera, Vec<(String, Progress, Connection)>)> {
+    let id = camera_id(id)?;
+    Ok(s.camera(id)
+        .await
+        .ok_or_else(|| err!(NotFound, "no camera {id}"))?)
 }
 
 async fn add_camera(
@@ -358,13 +365,8 @@ async fn conformance(
     State(s): State<Arc<Service>>,
     IdSegment(id): IdSegment,
 ) -> ApiResult<Json<wire::CameraConformance>> {
-    let id = camera_id(&id)?;
-    let (c, _) = s
-        .camera(id)
-        .await
-        .ok_or_else(|| err!(NotFound, "no camera {id}"))?;
-    let names: Vec<String> = c.spec.streams.iter().map(|st| st.name.clone()).collect();
-    Ok(Json(s.checks.of(id, &names)))
+    let (c, _) = known_camera(&s, &id).await?;
+    Ok(Json(s.checks.of(&c)))
 }
 
 /// Starts a conformance check of every stream of the camera.
@@ -372,14 +374,9 @@ async fn check_conformance(
     State(s): State<Arc<Service>>,
     IdSegment(id): IdSegment,
 ) -> ApiResult<(StatusCode, Json<wire::CameraConformance>)> {
-    let id = camera_id(&id)?;
-    let (c, _) = s
-        .camera(id)
-        .await
-        .ok_or_else(|| err!(NotFound, "no camera {id}"))?;
+    let (c, _) = known_camera(&s, &id).await?;
     s.checks.start(&c);
-    let names: Vec<String> = c.spec.streams.iter().map(|st| st.name.clone()).collect();
-    Ok((StatusCode::ACCEPTED, Json(s.checks.of(id, &names))))
+    Ok((StatusCode::ACCEPTED, Json(s.checks.of(&c))))
 }
 
 #[derive(Deserialize)]

@@ -165,13 +165,16 @@ impl Checks {
             .map_err(|e| err!(Internal, "conformance journal task: {e}"))?
     }
 
-    /// The state of each of `streams` of `camera`.
-    pub fn of(&self, camera: CameraId, streams: &[String]) -> CameraConformance {
+    /// The state of each stream of `camera`, in its order.
+    pub fn of(&self, camera: &Camera) -> CameraConformance {
         let state = lock(&self.state);
-        let streams = streams
+        let streams = camera
+            .spec
+            .streams
             .iter()
-            .map(|name| {
-                let check = state.get(&(camera, name.clone()));
+            .map(|st| {
+                let name = &st.name;
+                let check = state.get(&(camera.id, name.clone()));
                 let state = match check {
                     Some(c) if c.running => "running",
                     Some(c) if c.report.is_some() => "done",

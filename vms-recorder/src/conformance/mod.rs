@@ -22,6 +22,7 @@ use vms_core::{Error, bail};
 
 pub use probe::Target;
 pub use profile::Role;
+pub use rules::RULES;
 
 use crate::cameras::CameraClass;
 use crate::clock::Clocks;

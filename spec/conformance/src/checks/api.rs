@@ -153,21 +153,6 @@ async fn camera_get(ctx: &Ctx) -> Result<String, String> {
     Ok(format!("camera {} is a valid Camera", ctx.camera))
 }
 
-/// The rule ids of spec/camera-conformance.md §3, in their order.
-const CONFORMANCE_RULES: [&str; 11] = [
-    "rtsp",
-    "auth",
-    "codec",
-    "resolution",
-    "frame_rate",
-    "keyframes",
-    "parameter_sets",
-    "bitrate",
-    "rtp",
-    "clock",
-    "session",
-];
-
 /// `GET …/conformance` (camera-conformance.md §5): one entry per stream of the camera, in its
 /// order; each report lists every rule in the standard's order, its verdict is `fail` exactly
 /// when a rule failed, its role is `main` for the first stream, and its URL has no
@@ -197,6 +182,20 @@ async fn conformance_reports(ctx: &Ctx) -> Result<String, String> {
     if listed != names {
         return Err(format!("streams {listed:?}, the camera has {names:?}"));
     }
+    // The rule ids in the standard's order, as the document's schema enumerates them.
+    let order: Vec<&str> =
+        ctx.spec.doc["components"]["schemas"]["ConformanceRule"]["properties"]["id"]["enum"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+    if order.len() != 11 {
+        return Err(format!(
+            "the document lists {} conformance rules, not 11",
+            order.len()
+        ));
+    }
     let mut reports = 0;
     for (i, entry) in entries.iter().enumerate() {
         let r = &entry["report"];
@@ -211,7 +210,7 @@ async fn conformance_reports(ctx: &Ctx) -> Result<String, String> {
             .flatten()
             .filter_map(|x| x["id"].as_str())
             .collect();
-        if ids != CONFORMANCE_RULES {
+        if ids != order {
             return Err(format!(
                 "stream {stream}: rules {ids:?}, not the standard's order"
             ));
