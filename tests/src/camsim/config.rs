@@ -55,6 +55,54 @@ pub enum Codec {
     H265,
 }
 
+/// H.264 profile of a stream's encoding (what its SPS declares).
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Constrained Baseline (`profile_idc` 66): no B-frames, no CABAC.
+    Baseline,
+    /// Main (`profile_idc` 77), or for H.265 the Main profile (`general_profile_idc` 1).
+    Main,
+    /// High (`profile_idc` 100).
+    High,
+}
+
+/// Where a stream's parameter sets (SPS and PPS, and VPS for H.265) travel.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ParameterSets {
+    /// In the SDP's `sprop-*` parameters and in-band before every keyframe.
+    SdpAndInBand,
+    /// Only in-band before every keyframe; the SDP has no `sprop-*` parameter.
+    InBand,
+    /// Only in the SDP; never in-band.
+    Sdp,
+    /// Neither: a decoder cannot start.
+    None,
+}
+
+impl ParameterSets {
+    /// Whether the SDP carries them.
+    pub fn in_sdp(self) -> bool {
+        matches!(self, ParameterSets::SdpAndInBand | ParameterSets::Sdp)
+    }
+
+    /// Whether they precede every keyframe in the RTP stream.
+    pub fn in_band(self) -> bool {
+        matches!(self, ParameterSets::SdpAndInBand | ParameterSets::InBand)
+    }
+}
+
+/// A lower transport a stream accepts in SETUP.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// RTP and RTCP interleaved on the RTSP connection (`RTP/AVP/TCP`).
+    Tcp,
+    /// RTP and RTCP over UDP (`RTP/AVP`).
+    Udp,
+}
+
 /// How a stream's frames are produced.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
@@ -66,7 +114,7 @@ pub enum Mode {
 }
 
 /// The shape of one stream.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct StreamConfig {
     /// Stream name, second path element of its URL: `[A-Za-z0-9_-]{1,64}`. Default `main`.
@@ -75,6 +123,10 @@ pub struct StreamConfig {
     /// `h264` or `h265`. Default `h264`.
     #[serde(default = "default_codec")]
     pub codec: Codec,
+    /// Profile the SPS declares: `baseline`, `main` or `high` for H.264; only `main` for
+    /// H.265. Default `high` for H.264 and `main` for H.265 (see [`StreamConfig::profile`]).
+    #[serde(default)]
+    pub profile: Option<Profile>,
     /// Width in pixels, even, 16..=4096. Default 640.
     #[serde(default = "default_width")]
     pub width: u32,
@@ -99,6 +151,18 @@ pub struct StreamConfig {
     /// Length of the pre-encoded clip of `loop` mode, in seconds, 1..=600. Default 10.
     #[serde(default = "default_loop_secs")]
     pub loop_secs: u32,
+    /// Whether the stream sends RTCP sender reports. `false`: no RTCP at all, over any
+    /// transport, while RTP flows as usual. Default true.
+    #[serde(default = "default_true")]
+    pub rtcp: bool,
+    /// Where the parameter sets travel: `sdp_and_in_band`, `in_band`, `sdp` or `none`.
+    /// Default `sdp_and_in_band`.
+    #[serde(default = "default_parameter_sets")]
+    pub parameter_sets: ParameterSets,
+    /// Lower transports SETUP accepts, a non-empty list of distinct `tcp` and `udp`; any other
+    /// is refused with `461 Unsupported Transport`. Default `["tcp", "udp"]`.
+    #[serde(default = "default_transports")]
+    pub transports: Vec<Transport>,
 }
 
 fn loopback_any_port() -> SocketAddr {
@@ -137,12 +201,22 @@ fn default_mode() -> Mode {
 fn default_loop_secs() -> u32 {
     10
 }
+fn default_true() -> bool {
+    true
+}
+fn default_parameter_sets() -> ParameterSets {
+    ParameterSets::SdpAndInBand
+}
+fn default_transports() -> Vec<Transport> {
+    vec![Transport::Tcp, Transport::Udp]
+}
 
 impl Default for StreamConfig {
     fn default() -> Self {
         StreamConfig {
             name: default_stream_name(),
             codec: default_codec(),
+            profile: None,
             width: default_width(),
             height: default_height(),
             fps: default_fps(),
@@ -151,6 +225,9 @@ impl Default for StreamConfig {
             audio: false,
             mode: default_mode(),
             loop_secs: default_loop_secs(),
+            rtcp: true,
+            parameter_sets: default_parameter_sets(),
+            transports: default_transports(),
         }
     }
 }
@@ -272,7 +349,27 @@ impl StreamConfig {
         range("gop_frames", self.gop_frames, 1, 3600)?;
         range("bitrate_kbps", self.bitrate_kbps, 16, 50_000)?;
         range("loop_secs", self.loop_secs, 1, 600)?;
+        if self.codec == Codec::H265 && self.profile.is_some_and(|p| p != Profile::Main) {
+            return Err("profile: an h265 stream is always `main`".into());
+        }
+        if self.transports.is_empty() {
+            return Err("transports: at least one of `tcp` and `udp`".into());
+        }
+        let listed = &self.transports;
+        if (1..listed.len()).any(|i| listed[..i].contains(&listed[i])) {
+            return Err("transports: a transport is listed twice".into());
+        }
         Ok(())
+    }
+
+    /// The profile the stream is encoded with: the configured one, else the codec's default
+    /// (High for H.264, Main for H.265).
+    pub fn profile(&self) -> Profile {
+        match (self.profile, self.codec) {
+            (Some(p), _) => p,
+            (None, Codec::H264) => Profile::High,
+            (None, Codec::H265) => Profile::Main,
+        }
     }
 }
 
@@ -302,6 +399,42 @@ mod tests {
         assert_eq!(names, ["yard-0001", "yard-0002", "yard-0003"]);
         assert_eq!(cams[0].streams, vec![StreamConfig::default()]);
         assert_eq!(c.rtsp_listen, loopback_any_port());
+        let s = &cams[0].streams[0];
+        assert_eq!(s.profile(), Profile::High);
+        assert!(s.rtcp);
+        assert_eq!(s.parameter_sets, ParameterSets::SdpAndInBand);
+        assert_eq!(s.transports, [Transport::Tcp, Transport::Udp]);
+    }
+
+    #[test]
+    fn conformance_knobs_parse() {
+        let c = Config::parse(
+            "[[camera]]\nname = \"a\"\n[[camera.streams]]\nprofile = \"baseline\"\n\
+             rtcp = false\nparameter_sets = \"in_band\"\ntransports = [\"udp\"]\n\
+             [[camera.streams]]\nname = \"sub\"\ncodec = \"h265\"\nprofile = \"main\"\n",
+        )
+        .unwrap();
+        let [s, sub] = &c.cameras[0].streams[..] else {
+            panic!("two streams");
+        };
+        assert_eq!(s.profile(), Profile::Baseline);
+        assert!(!s.rtcp);
+        assert_eq!(s.parameter_sets, ParameterSets::InBand);
+        assert_eq!(s.transports, [Transport::Udp]);
+        assert_eq!(sub.profile(), Profile::Main);
+        let flags: Vec<_> = [
+            ParameterSets::SdpAndInBand,
+            ParameterSets::InBand,
+            ParameterSets::Sdp,
+            ParameterSets::None,
+        ]
+        .iter()
+        .map(|p| (p.in_sdp(), p.in_band()))
+        .collect();
+        assert_eq!(
+            flags,
+            [(true, true), (false, true), (true, false), (false, false)]
+        );
     }
 
     #[test]
@@ -332,6 +465,34 @@ mod tests {
                 "[[camera]]\nname = \"a\"\nusername = \"u\"\npassword = \"x\"\n\
                  [[camera]]\nname = \"b\"\nusername = \"u\"\npassword = \"y\"\n",
                 "camera[1].password",
+            ),
+            (
+                "[[camera]]\nname = \"a\"\n[[camera.streams]]\ncodec = \"h265\"\nprofile = \"high\"\n",
+                "camera[0].streams[0].profile",
+            ),
+            (
+                "[[camera]]\nname = \"a\"\n[[camera.streams]]\nprofile = \"extended\"\n",
+                "unknown variant `extended`",
+            ),
+            (
+                "[[camera]]\nname = \"a\"\n[[camera.streams]]\nparameter_sets = \"sometimes\"\n",
+                "unknown variant `sometimes`",
+            ),
+            (
+                "[[camera]]\nname = \"a\"\n[[camera.streams]]\ntransports = []\n",
+                "camera[0].streams[0].transports",
+            ),
+            (
+                "[[camera]]\nname = \"a\"\n[[camera.streams]]\ntransports = [\"tcp\", \"udp\", \"udp\"]\n",
+                "camera[0].streams[0].transports",
+            ),
+            (
+                "[[camera]]\nname = \"a\"\n[[camera.streams]]\ntransports = [\"http\"]\n",
+                "unknown variant `http`",
+            ),
+            (
+                "[[camera]]\nname = \"a\"\n[[camera.streams]]\nrtcp = \"no\"\n",
+                "rtcp",
             ),
         ];
         for (text, want) in cases {

@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::Inner;
-use super::config::{Codec, Mode};
+use super::config::{Codec, Mode, ParameterSets, Profile, Transport};
 use super::stream::{Fault, FrameRecord};
 
 /// The most frames one `frames` request returns.
@@ -49,6 +49,8 @@ pub struct StreamInfo {
     pub name: String,
     pub url: String,
     pub codec: Codec,
+    /// The profile the stream is encoded with (the codec's default when not configured).
+    pub profile: Profile,
     pub width: u32,
     pub height: u32,
     pub fps: u32,
@@ -56,6 +58,12 @@ pub struct StreamInfo {
     pub bitrate_kbps: u32,
     pub audio: bool,
     pub mode: Mode,
+    pub rtcp: bool,
+    pub parameter_sets: ParameterSets,
+    pub transports: Vec<Transport>,
+    /// `loop` mode: the id of the encoded clip being replayed; streams with the same id share
+    /// one clip. `None` in `live` mode.
+    pub clip: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -105,6 +113,7 @@ async fn list(State(inner): State<Arc<Inner>>) -> Json<CameraList> {
                         name: s.config.name.clone(),
                         url: inner.url(&s),
                         codec: s.config.codec,
+                        profile: s.config.profile(),
                         width,
                         height,
                         fps: s.config.fps,
@@ -112,6 +121,10 @@ async fn list(State(inner): State<Arc<Inner>>) -> Json<CameraList> {
                         bitrate_kbps: s.config.bitrate_kbps,
                         audio: s.config.audio,
                         mode: s.config.mode,
+                        rtcp: s.config.rtcp,
+                        parameter_sets: s.config.parameter_sets,
+                        transports: s.config.transports.clone(),
+                        clip: s.clip().0.map(|c| c.id),
                     }
                 })
                 .collect(),

@@ -2,12 +2,13 @@
 //! and the live encoder of `live` mode (test pattern, burned-in wall clock and frame counter).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
-use super::config::{Codec, StreamConfig};
+use super::config::{Codec, Profile, StreamConfig};
 
 /// AAC audio of every stream that has audio: 48 kHz mono, 1024 samples per access unit.
 pub const AUDIO_RATE: u64 = 48_000;
@@ -34,34 +35,90 @@ pub struct AccessUnit {
 
 /// A pre-encoded stretch of video (and audio) that `loop` mode replays.
 pub struct Clip {
+    /// Numbers every clip this process encoded, from 1: streams showing the same id share it.
+    pub id: u64,
     pub video: Vec<AccessUnit>,
     pub audio: Vec<AccessUnit>,
     pub audio_caps: Option<gst::Caps>,
 }
 
+/// Everything that shapes an encoded stream. Streams with equal encodings share one `loop`
+/// clip; what only the RTSP side does (auth, RTCP, transports, where parameter sets travel,
+/// faults) is not part of it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Encoding {
+    pub codec: Codec,
+    pub profile: Profile,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub gop_frames: u32,
+    pub bitrate_kbps: u32,
+    pub audio: bool,
+    pub loop_secs: u32,
+}
+
+impl Encoding {
+    /// The encoding of a stream at its configured resolution.
+    pub fn of(s: &StreamConfig) -> Encoding {
+        Encoding {
+            codec: s.codec,
+            profile: s.profile(),
+            width: s.width,
+            height: s.height,
+            fps: s.fps,
+            gop_frames: s.gop_frames,
+            bitrate_kbps: s.bitrate_kbps,
+            audio: s.audio,
+            loop_secs: s.loop_secs,
+        }
+    }
+
+    /// The same encoding at another resolution.
+    pub fn at(&self, width: u32, height: u32) -> Encoding {
+        Encoding {
+            width,
+            height,
+            ..self.clone()
+        }
+    }
+}
+
 /// The encoder part of a pipeline: raw video in, byte-stream access units with parameter sets
 /// before every keyframe out. Scene-cut keyframes are off, so the GOP is exactly `gop_frames`;
 /// H.265 uses closed GOPs (IDR), as cameras do.
-fn encoder_desc(s: &StreamConfig) -> String {
-    let (gop, kbps) = (s.gop_frames, s.bitrate_kbps);
-    match s.codec {
-        Codec::H264 => format!(
-            "x264enc speed-preset=superfast tune=zerolatency key-int-max={gop} bitrate={kbps} \
-             option-string=scenecut=0 ! h264parse config-interval=-1 ! \
-             video/x-h264,stream-format=byte-stream,alignment=au"
-        ),
+///
+/// The rate is held the way a CBR camera holds it, so that the delivered bitrate is close to
+/// `bitrate_kbps` even on an easy picture: x264 signals CBR HRD and pads with filler data,
+/// x265 uses a VBV of one second at the target rate with strict CBR.
+fn encoder_desc(e: &Encoding) -> String {
+    let (gop, kbps) = (e.gop_frames, e.bitrate_kbps);
+    match e.codec {
+        Codec::H264 => {
+            let profile = match e.profile {
+                Profile::Baseline => "constrained-baseline",
+                Profile::Main => "main",
+                Profile::High => "high",
+            };
+            format!(
+                "x264enc speed-preset=superfast tune=zerolatency key-int-max={gop} bitrate={kbps} \
+                 option-string=scenecut=0:nal-hrd=cbr:filler ! video/x-h264,profile={profile} ! \
+                 h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au"
+            )
+        }
         Codec::H265 => format!(
             "x265enc speed-preset=superfast tune=zerolatency key-int-max={gop} bitrate={kbps} \
-             option-string=repeat-headers=1:scenecut=0:open-gop=0 ! h265parse config-interval=-1 ! \
-             video/x-h265,stream-format=byte-stream,alignment=au"
+             option-string=repeat-headers=1:scenecut=0:open-gop=0:vbv-maxrate={kbps}:\
+             vbv-bufsize={kbps}:strict-cbr=1 ! video/x-h265,profile=main ! \
+             h265parse config-interval=-1 ! video/x-h265,stream-format=byte-stream,alignment=au"
         ),
     }
 }
 
-fn raw_caps(s: &StreamConfig, width: u32, height: u32) -> String {
+fn raw_caps(e: &Encoding) -> String {
     format!(
-        "video/x-raw,format=I420,width={width},height={height},framerate={}/1",
-        s.fps
+        "video/x-raw,format=I420,width={},height={},framerate={}/1",
+        e.width, e.height, e.fps
     )
 }
 
@@ -85,22 +142,22 @@ fn overlay_desc(height: u32, wall_clock: bool) -> String {
 
 const AAC_ENCODER: &str = "avenc_aac ! aacparse ! audio/mpeg,mpegversion=4,stream-format=raw";
 
-/// Encodes the clip `loop` mode replays for a stream shape, at a given resolution.
-pub fn encode_clip(s: &StreamConfig, width: u32, height: u32) -> Result<Arc<Clip>, String> {
-    let frames = s.fps * s.loop_secs;
+/// Encodes the clip `loop` mode replays.
+pub fn encode_clip(e: &Encoding) -> Result<Arc<Clip>, String> {
+    let frames = e.fps * e.loop_secs;
     let video = format!(
         "videotestsrc num-buffers={frames} pattern=smpte horizontal-speed=4 ! {} ! {} ! {} ! \
          appsink name=sink sync=false",
-        raw_caps(s, width, height),
-        overlay_desc(height, false),
-        encoder_desc(s)
+        raw_caps(e),
+        overlay_desc(e.height, false),
+        encoder_desc(e)
     );
     let (video, _) = drain(&video)?;
     if !video.first().is_some_and(|au| au.keyframe) {
         return Err("encoded clip does not start with a keyframe".into());
     }
-    let (audio, audio_caps) = if s.audio {
-        let aus = u64::from(s.loop_secs) * AUDIO_RATE / AUDIO_SAMPLES_PER_AU;
+    let (audio, audio_caps) = if e.audio {
+        let aus = u64::from(e.loop_secs) * AUDIO_RATE / AUDIO_SAMPLES_PER_AU;
         let desc = format!(
             "audiotestsrc num-buffers={aus} samplesperbuffer={AUDIO_SAMPLES_PER_AU} wave=sine \
              freq=440 volume=0.3 ! audio/x-raw,rate={AUDIO_RATE},channels=1 ! {AAC_ENCODER} ! \
@@ -111,7 +168,9 @@ pub fn encode_clip(s: &StreamConfig, width: u32, height: u32) -> Result<Arc<Clip
     } else {
         (Vec::new(), None)
     };
+    static ENCODED: AtomicU64 = AtomicU64::new(0);
     Ok(Arc::new(Clip {
+        id: ENCODED.fetch_add(1, Ordering::Relaxed) + 1,
         video,
         audio,
         audio_caps,
@@ -158,7 +217,7 @@ fn drain(desc: &str) -> Result<(Vec<AccessUnit>, Option<gst::Caps>), String> {
 pub struct LiveEncoder {
     pipeline: gst::Pipeline,
     raw_caps: gst::Element,
-    config: StreamConfig,
+    encoding: Encoding,
 }
 
 /// What the live encoder hands over, from its streaming threads.
@@ -170,18 +229,18 @@ pub enum LiveOutput {
 impl LiveEncoder {
     /// Starts encoding; `sink` receives every access unit as it comes out of the encoders.
     pub fn start(
-        s: &StreamConfig,
+        e: &Encoding,
         sink: impl Fn(LiveOutput) + Send + Sync + 'static,
     ) -> Result<LiveEncoder, String> {
         let mut desc = format!(
             "videotestsrc is-live=true pattern=smpte horizontal-speed=4 ! \
              capsfilter name=rawcaps caps={} ! {} ! {} ! \
              appsink name=vsink sync=false max-buffers=30 drop=true",
-            raw_caps(s, s.width, s.height),
-            overlay_desc(s.height, true),
-            encoder_desc(s)
+            raw_caps(e),
+            overlay_desc(e.height, true),
+            encoder_desc(e)
         );
-        if s.audio {
+        if e.audio {
             desc.push_str(&format!(
                 " audiotestsrc is-live=true samplesperbuffer={AUDIO_SAMPLES_PER_AU} wave=sine \
                  freq=440 volume=0.3 ! audio/x-raw,rate={AUDIO_RATE},channels=1 ! {AAC_ENCODER} ! \
@@ -229,13 +288,13 @@ impl LiveEncoder {
         Ok(LiveEncoder {
             pipeline,
             raw_caps,
-            config: s.clone(),
+            encoding: e.clone(),
         })
     }
 
     /// Changes the encoded resolution; the encoder starts a new GOP with a new SPS.
     pub fn set_resolution(&self, width: u32, height: u32) {
-        let caps: gst::Caps = raw_caps(&self.config, width, height)
+        let caps: gst::Caps = raw_caps(&self.encoding.at(width, height))
             .parse()
             .expect("raw caps we format always parse");
         self.raw_caps.set_property("caps", caps);

@@ -8,6 +8,8 @@
 pub mod config;
 pub mod control;
 mod encode;
+mod media;
+mod nal;
 pub mod remote;
 pub mod rtp;
 mod schedule;
@@ -57,19 +59,20 @@ impl Simulator {
         gst::init().map_err(|e| format!("cannot initialise GStreamer: {e}"))?;
         let cameras = config.expand()?;
         let scheduler = schedule::Scheduler::start();
-        // Cameras with the same stream shape share one clip.
+        // Streams with the same encoding share one clip, whatever else tells them apart.
         let mut clips = HashMap::new();
         let mut streams = Vec::new();
         for camera in &cameras {
             for s in &camera.streams {
                 let clip = match s.mode {
                     Mode::Loop => {
-                        let clip = match clips.get(s) {
+                        let encoding = encode::Encoding::of(s);
+                        let clip = match clips.get(&encoding) {
                             Some(c) => Arc::clone(c),
                             None => {
-                                tracing::info!(stream = ?s, "encoding clip");
-                                let c = encode::encode_clip(s, s.width, s.height)?;
-                                clips.insert(s.clone(), c.clone());
+                                tracing::info!(?encoding, "encoding clip");
+                                let c = encode::encode_clip(&encoding)?;
+                                clips.insert(encoding, c.clone());
                                 c
                             }
                         };

@@ -11,7 +11,8 @@ use gstreamer_rtsp as gst_rtsp;
 use gstreamer_rtsp_server as gst_rtsp_server;
 use gstreamer_rtsp_server::prelude::*;
 
-use super::config::Camera;
+use super::config::{Camera, Transport};
+use super::media::Factory;
 use super::schedule::Scheduler;
 use super::stream::Stream;
 
@@ -72,9 +73,10 @@ impl RtspServer {
             };
             for _ in &camera.streams {
                 let stream = streams.next().ok_or("fewer streams than cameras declare")?;
-                let factory = gst_rtsp_server::RTSPMediaFactory::new();
+                let factory = Factory::new(stream);
                 factory.set_launch(&stream.launch());
                 factory.set_shared(true);
+                factory.set_protocols(lower_transports(&stream.config.transports));
                 if !users.is_empty() {
                     for role in &every_role {
                         factory.add_role_from_structure(
@@ -151,6 +153,21 @@ impl Drop for RtspServer {
             let _ = t.join();
         }
     }
+}
+
+/// What gst-rtsp-server accepts in SETUP for a list of transports; it refuses any other lower
+/// transport with `461 Unsupported Transport`.
+fn lower_transports(transports: &[Transport]) -> gst_rtsp::RTSPLowerTrans {
+    transports
+        .iter()
+        .fold(gst_rtsp::RTSPLowerTrans::empty(), |all, t| {
+            all | match t {
+                Transport::Tcp => gst_rtsp::RTSPLowerTrans::TCP,
+                Transport::Udp => {
+                    gst_rtsp::RTSPLowerTrans::UDP | gst_rtsp::RTSPLowerTrans::UDP_MCAST
+                }
+            }
+        })
 }
 
 fn role_token(role: &str) -> gst_rtsp_server::RTSPToken {

@@ -7,16 +7,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gstreamer as gst;
+use gstreamer::glib;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_rtsp_server as gst_rtsp_server;
 use gstreamer_rtsp_server::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::config::{Codec, Mode, StreamConfig};
-use super::encode::{self, AccessUnit, Clip, LiveEncoder, LiveOutput};
-use super::rtp;
+use super::config::{Codec, Mode, ParameterSets, StreamConfig};
+use super::encode::{self, AccessUnit, Clip, Encoding, LiveEncoder, LiveOutput};
+use super::media::Media;
 use super::schedule::Scheduler;
+use super::{nal, rtp};
 
 /// A fault injected into a stream at run time (the control API's request body).
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -96,6 +98,8 @@ pub struct Pacer {
     den: u64,
     start: Option<(Instant, u64)>,
     k: u64,
+    /// Video whose parameter sets must not travel in-band: the codec to strip them for.
+    strip_parameter_sets: Option<Codec>,
 }
 
 impl Pacer {
@@ -106,7 +110,14 @@ impl Pacer {
             den,
             start: None,
             k: 0,
+            strip_parameter_sets: None,
         }
+    }
+
+    /// Leaves the parameter sets out of every keyframe pushed from now on.
+    fn stripping_parameter_sets(mut self, codec: Codec) -> Pacer {
+        self.strip_parameter_sets = Some(codec);
+        self
     }
 
     fn offset_ns(&self, k: u64) -> u64 {
@@ -143,7 +154,15 @@ impl Pacer {
         if silent {
             return Ok(());
         }
-        let mut buffer = au.buffer.copy();
+        let stripped = match self.strip_parameter_sets {
+            Some(codec) if au.keyframe => au
+                .buffer
+                .map_readable()
+                .ok()
+                .and_then(|map| nal::without_parameter_sets(codec, &map)),
+            _ => None,
+        };
+        let mut buffer = stripped.map_or_else(|| au.buffer.copy(), gst::Buffer::from_mut_slice);
         {
             let b = buffer.get_mut().expect("a fresh copy is writable");
             let pts = gst::ClockTime::from_nseconds(rt0 + from);
@@ -172,9 +191,14 @@ pub struct Stream {
     pub path: String,
     /// Bumped for every new media; pacers of an older media stop.
     generation: AtomicU64,
+    /// The newest media, and the part of its key that changes once it shuts down.
+    media: Mutex<glib::WeakRef<gst_rtsp_server::RTSPMedia>>,
+    media_epoch: AtomicU64,
     /// `loop` mode: the clip being replayed, replaced on a resolution change.
     clip: Mutex<Option<Arc<Clip>>>,
     clip_version: AtomicU64,
+    /// The parameter sets (NAL units) of the latest keyframe encoded, for the SDP.
+    parameter_sets: Mutex<Vec<Vec<u8>>>,
     /// `live` mode: the encoder and the feed of the current media.
     live: Mutex<Option<(LiveEncoder, LiveFeed)>>,
     resolution: Mutex<(u32, u32)>,
@@ -196,14 +220,17 @@ impl Stream {
         clip: Option<Arc<Clip>>,
         record_capacity: usize,
     ) -> Stream {
-        Stream {
+        let stream = Stream {
             path: format!("/{camera}/{}", config.name),
             camera: camera.to_owned(),
             resolution: Mutex::new((config.width, config.height)),
             config,
             generation: AtomicU64::new(0),
-            clip: Mutex::new(clip),
+            media: Mutex::new(glib::WeakRef::new()),
+            media_epoch: AtomicU64::new(0),
+            clip: Mutex::new(clip.clone()),
             clip_version: AtomicU64::new(0),
+            parameter_sets: Mutex::new(Vec::new()),
             live: Mutex::new(None),
             stall_until: Mutex::new(None),
             ts_offset: AtomicU32::new(0),
@@ -214,6 +241,60 @@ impl Stream {
                 capacity: record_capacity,
                 next_seq: 0,
             }),
+        };
+        if let Some(first) = clip.as_ref().and_then(|c| c.video.first()) {
+            stream.remember_parameter_sets(first);
+        }
+        stream
+    }
+
+    /// Keeps the parameter sets a keyframe carries, if it carries any.
+    fn remember_parameter_sets(&self, au: &AccessUnit) {
+        let Ok(map) = au.buffer.map_readable() else {
+            return;
+        };
+        let sets = nal::parameter_sets(self.config.codec, &map);
+        if !sets.is_empty() {
+            *lock(&self.parameter_sets) = sets;
+        }
+    }
+
+    /// Edits the SDP a DESCRIBE answers with, for where this stream's parameter sets travel:
+    /// the video `fmtp` loses its `sprop-*` parameters, or gets them from the encoder when the
+    /// payloader never saw them in-band.
+    pub fn edit_sdp(&self, sdp: &mut gst_rtsp_server::gst_sdp::SDPMessageRef) {
+        let policy = self.config.parameter_sets;
+        if policy == ParameterSets::SdpAndInBand {
+            return;
+        }
+        let sets = policy.in_sdp().then(|| lock(&self.parameter_sets).clone());
+        let codec = self.config.codec;
+        for media in sdp.medias_mut() {
+            if media.media() != Some("video") {
+                continue;
+            }
+            let fmtp = (0..media.attributes_len()).find_map(|i| {
+                let a = media.attribute(i)?;
+                (a.key() == "fmtp").then(|| (i, a.value().unwrap_or_default().to_owned()))
+            });
+            match fmtp {
+                Some((i, value)) => {
+                    let value = nal::rewrite_fmtp(&value, codec, sets.as_deref());
+                    let attr = gst_rtsp_server::gst_sdp::SDPAttribute::new("fmtp", Some(&value));
+                    if let Err(e) = media.replace_attribute(i, attr) {
+                        tracing::error!(stream = %self.path, err = %e, "cannot edit the SDP");
+                    }
+                }
+                // The payloader writes no fmtp when it saw no parameter sets.
+                None => {
+                    if let Some(format) = media.format(0)
+                        && (codec == Codec::H264 || sets.is_some())
+                    {
+                        let value = nal::rewrite_fmtp(format, codec, sets.as_deref());
+                        media.add_attribute("fmtp", Some(&value));
+                    }
+                }
+            }
         }
     }
 
@@ -233,6 +314,25 @@ impl Stream {
         }
         launch.push_str(" )");
         launch
+    }
+
+    /// The key under which the RTSP server shares this stream's media between clients. It
+    /// changes once the media starts shutting down, so that the next client gets a new media
+    /// instead of the one going away.
+    pub fn media_key(&self) -> String {
+        let going = lock(&self.media).upgrade().is_some_and(|m| {
+            matches!(
+                m.status(),
+                gst_rtsp_server::RTSPMediaStatus::Unpreparing
+                    | gst_rtsp_server::RTSPMediaStatus::Error
+            )
+        });
+        let epoch = if going {
+            self.media_epoch.fetch_add(1, Ordering::AcqRel) + 1
+        } else {
+            self.media_epoch.load(Ordering::Acquire)
+        };
+        format!("{}#{epoch}", self.path)
     }
 
     pub fn generation(&self) -> u64 {
@@ -295,7 +395,11 @@ impl Stream {
                 shape.validate()?;
                 match self.config.mode {
                     Mode::Loop => {
-                        let clip = encode::encode_clip(&self.config, width, height)?;
+                        let clip =
+                            encode::encode_clip(&Encoding::of(&self.config).at(width, height))?;
+                        if let Some(first) = clip.video.first() {
+                            self.remember_parameter_sets(first);
+                        }
                         *lock(&self.clip) = Some(clip);
                         self.clip_version.fetch_add(1, Ordering::AcqRel);
                     }
@@ -318,6 +422,8 @@ impl Stream {
         scheduler: &Scheduler,
     ) {
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        Media::attach(media, self);
+        lock(&self.media).set(Some(media));
         let Some(bin) = media.element().downcast::<gst::Bin>().ok() else {
             tracing::error!(stream = %self.path, "media element is not a bin");
             return;
@@ -357,7 +463,10 @@ impl Stream {
             }
         });
 
-        let video_pacer = Pacer::new(vsrc, 1_000_000_000, u64::from(self.config.fps));
+        let mut video_pacer = Pacer::new(vsrc, 1_000_000_000, u64::from(self.config.fps));
+        if !self.config.parameter_sets.in_band() {
+            video_pacer = video_pacer.stripping_parameter_sets(self.config.codec);
+        }
         let audio_pacer = asrc.map(|src| {
             Pacer::new(
                 src,
@@ -382,9 +491,8 @@ impl Stream {
             Mode::Live => {
                 let weak = Arc::downgrade(self);
                 let (width, height) = self.resolution();
-                let mut shape = self.config.clone();
-                (shape.width, shape.height) = (width, height);
-                let encoder = LiveEncoder::start(&shape, move |out| {
+                let encoding = Encoding::of(&self.config).at(width, height);
+                let encoder = LiveEncoder::start(&encoding, move |out| {
                     if let Some(stream) = weak.upgrade() {
                         stream.on_live_output(out);
                     }
@@ -432,6 +540,9 @@ impl Stream {
         };
         let ok = match out {
             LiveOutput::Video(au) => {
+                if au.keyframe {
+                    self.remember_parameter_sets(&au);
+                }
                 if !feed.video.ready() {
                     // Hold what the encoder made before the media ran: it starts with the keyframe.
                     if feed.pending.len() < 256 {
@@ -512,7 +623,7 @@ impl Stream {
     }
 
     /// Once a media is prepared its streams sit in an rtpbin: watch the RTCP they send, to skew
-    /// the clock of the sender reports on request.
+    /// the clock of the sender reports on request, or to drop it all on a stream without RTCP.
     fn watch_rtcp(self: &Arc<Self>, media: &gst_rtsp_server::RTSPMedia) {
         for i in 0..media.n_streams() {
             let Some(s) = media.stream(i) else { continue };
@@ -529,18 +640,25 @@ impl Stream {
                 continue;
             };
             let stream = Arc::downgrade(self);
-            pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                let skew = stream
-                    .upgrade()
-                    .map_or(0, |s| s.clock_skew_ms.load(Ordering::Acquire));
-                if skew != 0
-                    && let Some(gst::PadProbeData::Buffer(ref mut buffer)) = info.data
-                    && let Ok(mut map) = buffer.make_mut().map_writable()
-                {
-                    rtp::shift_sender_report_ntp(&mut map, skew);
-                }
-                gst::PadProbeReturn::Ok
-            });
+            let rtcp = self.config.rtcp;
+            pad.add_probe(
+                gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+                move |_, info| {
+                    if !rtcp {
+                        return gst::PadProbeReturn::Drop;
+                    }
+                    let skew = stream
+                        .upgrade()
+                        .map_or(0, |s| s.clock_skew_ms.load(Ordering::Acquire));
+                    if skew != 0
+                        && let Some(gst::PadProbeData::Buffer(ref mut buffer)) = info.data
+                        && let Ok(mut map) = buffer.make_mut().map_writable()
+                    {
+                        rtp::shift_sender_report_ntp(&mut map, skew);
+                    }
+                    gst::PadProbeReturn::Ok
+                },
+            );
         }
     }
 }
