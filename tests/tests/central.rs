@@ -529,17 +529,24 @@ async fn the_directory_authorisation_and_media_tokens_hold_across_three_recorder
     .await
     .unwrap();
     assert_eq!(resp.status(), 403, "a token for another purpose");
-    // And the right one: a live snapshot, a real JPEG.
-    let resp = reqwest::get(relayed(
-        &c1,
-        "snapshot.jpg",
-        &live_c1.token,
-        &live_c1.base_url,
-    ))
+    // And the right one: a live snapshot, a real JPEG, once the camera's first fragment is
+    // durable (a stream counts as recording as soon as it is connected).
+    let jpeg = eventually(Duration::from_secs(10), || async {
+        let resp = reqwest::get(relayed(
+            &c1,
+            "snapshot.jpg",
+            &live_c1.token,
+            &live_c1.base_url,
+        ))
+        .await
+        .ok()?;
+        if resp.status() != 200 {
+            return None;
+        }
+        resp.bytes().await.ok()
+    })
     .await
-    .unwrap();
-    assert_eq!(resp.status(), 200);
-    let jpeg = resp.bytes().await.unwrap();
+    .expect("a live snapshot");
     assert_eq!(&jpeg[..2], &[0xff, 0xd8], "a JPEG");
     // A session token is never relayed: the relay carries media tokens only.
     let resp = reqwest::Client::new()

@@ -34,7 +34,14 @@ fn status_text(r: &Response) -> String {
 pub async fn run(target: &Target, clocks: &dyn Clocks) -> Observations {
     let mut o = Observations::new();
     o.checker_clock_synced = clocks.quality().recorder_synced;
-    let host = target.url.host_str().unwrap_or_default().to_owned();
+    // An IPv6 literal without its brackets, as a socket address wants it.
+    let host = target
+        .url
+        .host_str()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     let port = target.url.port().unwrap_or(554);
     let url = target.url.as_str().to_owned();
     let mut conn = match Connection::connect(&host, port).await {

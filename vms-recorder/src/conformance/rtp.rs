@@ -11,6 +11,8 @@ use super::nal::{Codec, NalKind};
 /// Parameter sets kept at most this long, and at most this many distinct ones.
 const MAX_PARAMETER_SET_BYTES: usize = 4096;
 const MAX_PARAMETER_SETS: usize = 16;
+/// Frames kept at most: 120 fps for the longest probe, 600 s. Past it a stream is not video.
+pub const MAX_FRAMES: usize = 72_000;
 
 /// One frame (access unit) as received.
 #[derive(Clone, Debug, PartialEq)]
@@ -51,6 +53,8 @@ pub struct PacketStats {
     pub forbidden_bit: u64,
     /// Packets of a packetization the checker does not read (STAP-B, MTAP, FU-B, PACI).
     pub unsupported: u64,
+    /// Frames past [`MAX_FRAMES`], counted but not kept.
+    pub excess_frames: u64,
 }
 
 /// Turns packets into frames and statistics.
@@ -127,6 +131,10 @@ impl Receiver {
         };
         self.last_timestamp = Some(header.timestamp);
         self.last_marker = header.marker;
+        if new_frame && self.frames.len() >= MAX_FRAMES {
+            self.stats.excess_frames += 1;
+            return;
+        }
         if new_frame {
             self.fragment = None;
             self.frames.push(Frame {
@@ -368,6 +376,16 @@ mod tests {
         assert_eq!(s.ssrcs.len(), 2);
         assert_eq!(s.malformed, 1);
         assert_eq!(r.frames.last().unwrap().timestamp, 10800);
+    }
+
+    #[test]
+    fn frames_past_the_cap_are_counted_not_kept() {
+        let mut r = Receiver::new(None, 96);
+        for i in 0..MAX_FRAMES as u32 + 5 {
+            r.packet(&packet(i as u16, i * 3600, true, &[1]), ms(0));
+        }
+        assert_eq!(r.frames.len(), MAX_FRAMES);
+        assert_eq!(r.stats.excess_frames, 5);
     }
 
     #[test]

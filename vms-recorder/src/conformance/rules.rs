@@ -695,6 +695,13 @@ fn rtp(o: &Observations) -> Status {
             s.wrong_payload_type
         ));
     }
+    if s.excess_frames > 0 {
+        problems.push(format!(
+            "{} frames beyond {} (120 fps for 600 s): not a video stream",
+            s.excess_frames,
+            super::rtp::MAX_FRAMES
+        ));
+    }
     if s.unsupported > 0 {
         problems.push(format!(
             "{} packets use STAP-B, MTAP, FU-B or PACI (packetization-mode 0 or 1 is required)",

@@ -222,6 +222,7 @@ fn each_fault_fails_exactly_its_rule() {
         ("rtp", |o| o.stats.ssrcs = vec![8]),
         ("rtp", |o| o.stats.unmarked_frames = 1),
         ("rtp", |o| o.stats.backwards = 1),
+        ("rtp", |o| o.stats.excess_frames = 1),
         // A 5 s timestamp jump: media time leaps, arrival does not.
         ("rtp", |o| {
             o.frames[120..]
