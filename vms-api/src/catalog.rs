@@ -415,6 +415,9 @@ pub struct Query {
     pub class: Option<String>,
     /// `online`, `degraded`, `offline`, or `recorder_offline`.
     pub status: Option<String>,
+    /// `pass` (every stream's newest conformance report passes), `fail` (some stream's
+    /// fails) or `unchecked` (some stream has none yet).
+    pub conformance: Option<String>,
     /// `[min_lon, min_lat, max_lon, max_lat]`.
     pub bbox: Option<[f64; 4]>,
     pub after: Option<(RegionCode, String, CameraId)>,
@@ -442,6 +445,17 @@ fn matches(q: &Query, text: Option<&str>, e: &Entry, recorder_up: bool) -> bool 
         let ok = match s {
             "recorder_offline" => !recorder_up,
             s => recorder_up && s == e.camera.status,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    if let Some(c) = q.conformance.as_deref() {
+        let verdicts = || e.camera.streams.iter().map(|s| s.conformance.as_deref());
+        let ok = match c {
+            "pass" => verdicts().all(|v| v == Some("pass")),
+            "fail" => verdicts().any(|v| v == Some("fail")),
+            _ => verdicts().any(|v| v.is_none()),
         };
         if !ok {
             return false;
@@ -555,6 +569,7 @@ mod tests {
             text: None,
             class: None,
             status: None,
+            conformance: None,
             bbox: None,
             after: None,
             limit: 1000,
@@ -678,6 +693,47 @@ mod tests {
         assert_eq!(cat.len(), 2);
         assert_eq!(cat.version(almaty).unwrap(), Some(v("e3", 1)));
         assert!(decode_cursor("garbage!").is_err());
+    }
+
+    #[test]
+    fn the_conformance_filter_reads_every_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s")).unwrap();
+        let almaty = RecorderId::generate();
+        let regions = HashMap::from([(almaty, r("750000000"))]);
+        let cat = Catalog::open(&store, &regions).unwrap();
+        let with = |name: &str, verdicts: &[Option<&str>]| {
+            let mut c = cam(name, "751110000", 43.2);
+            c.streams = verdicts
+                .iter()
+                .enumerate()
+                .map(|(i, v)| CatalogStream {
+                    name: format!("s{i}"),
+                    connected: true,
+                    conformance: v.map(str::to_owned),
+                })
+                .collect();
+            c
+        };
+        let cameras = vec![
+            with("passes", &[Some("pass"), Some("pass")]),
+            with("sub fails", &[Some("pass"), Some("fail")]),
+            with("half checked", &[Some("pass"), None]),
+        ];
+        cat.apply_full(almaty, &r("750000000"), v("e", 1), cameras)
+            .unwrap();
+        let names = |filter: &str| {
+            let mut q = all("750000000");
+            q.conformance = Some(filter.into());
+            let res = cat.search(&q, &[r("000000000")], &|_| true);
+            res.cameras
+                .iter()
+                .map(|(e, _)| e.camera.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names("pass"), ["passes"]);
+        assert_eq!(names("fail"), ["sub fails"]);
+        assert_eq!(names("unchecked"), ["half checked"]);
     }
 
     #[test]

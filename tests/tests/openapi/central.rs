@@ -750,6 +750,12 @@ async fn audit(c: &mut Checker) {
         .await;
     c.expect(req(Method::GET, AUDIT).query("action=token_issued"), 200)
         .await;
+    // Cameras the recorder has not checked are unchecked (its cameras come from its config).
+    c.expect(
+        req(Method::GET, CAMERAS).query("conformance=unchecked"),
+        200,
+    )
+    .await;
     for (query, why) in [
         ("limit=0", "a limit of 0"),
         ("log=nobody", "a log that is no recorder's"),
@@ -826,6 +832,7 @@ async fn directory(c: &mut Checker, rec: &str, a: &str, b: &str) {
         ("bbox=1,2,3", "a bbox of three numbers"),
         ("bbox=3,2,1,0", "a bbox with its maximum first"),
         ("status=lost", "an unknown status"),
+        ("conformance=maybe", "an unknown conformance verdict"),
         ("region=12", "a short region"),
         ("cursor=%21%21", "a cursor central did not give"),
         ("q=", "an empty text"),

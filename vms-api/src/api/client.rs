@@ -395,6 +395,7 @@ struct DirectoryParams {
     q: Option<String>,
     class: Option<String>,
     status: Option<String>,
+    conformance: Option<String>,
     bbox: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
@@ -422,6 +423,11 @@ fn directory_query(p: DirectoryParams) -> Result<DirQuery, Error> {
             InvalidArgument,
             "status: one of online, degraded, offline, recorder_offline"
         );
+    }
+    if let Some(c) = &p.conformance
+        && !matches!(c.as_str(), "pass" | "fail" | "unchecked")
+    {
+        bail!(InvalidArgument, "conformance: one of pass, fail, unchecked");
     }
     let bbox = p
         .bbox
@@ -453,6 +459,7 @@ fn directory_query(p: DirectoryParams) -> Result<DirQuery, Error> {
         text: p.q,
         class: p.class,
         status: p.status,
+        conformance: p.conformance,
         bbox,
         after: p.cursor.as_deref().map(decode_cursor).transpose()?,
         limit,
