@@ -2,13 +2,14 @@
 //! and the live encoder of `live` mode (test pattern, burned-in wall clock and frame counter).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
 use super::config::{Codec, Profile, StreamConfig};
+use super::nal;
 
 /// AAC audio of every stream that has audio: 48 kHz mono, 1024 samples per access unit.
 pub const AUDIO_RATE: u64 = 48_000;
@@ -31,6 +32,27 @@ pub fn video_caps(codec: Codec) -> gst::Caps {
 pub struct AccessUnit {
     pub buffer: gst::Buffer,
     pub keyframe: bool,
+}
+
+impl AccessUnit {
+    /// Whether this video unit can start a stream: it holds a random-access picture.
+    fn starts_stream(&self, codec: Codec) -> bool {
+        self.buffer
+            .map_readable()
+            .is_ok_and(|m| nal::has_random_access_picture(codec, &m))
+    }
+}
+
+/// What x265enc and h265parse sometimes hand out before the first picture (parameter sets on
+/// their own, or a few bytes that are no NAL units at all) is no frame: a video stream starts
+/// at its first random-access picture. Returns how many units were left out.
+fn skip_to_first_keyframe(video: &mut Vec<AccessUnit>, codec: Codec) -> usize {
+    let first = video
+        .iter()
+        .position(|au| au.starts_stream(codec))
+        .unwrap_or(video.len());
+    video.drain(..first);
+    first
 }
 
 /// A pre-encoded stretch of video (and audio) that `loop` mode replays.
@@ -152,9 +174,16 @@ pub fn encode_clip(e: &Encoding) -> Result<Arc<Clip>, String> {
         overlay_desc(e.height, false),
         encoder_desc(e)
     );
-    let (video, _) = drain(&video)?;
-    if !video.first().is_some_and(|au| au.keyframe) {
-        return Err("encoded clip does not start with a keyframe".into());
+    let (mut video, _) = drain(&video)?;
+    let skipped = skip_to_first_keyframe(&mut video, e.codec);
+    if skipped > 0 {
+        tracing::debug!(skipped, "left out what came before the first keyframe");
+    }
+    if video.len() != frames as usize || !video[0].keyframe {
+        return Err(format!(
+            "encoder gave {} frames starting with a keyframe, not {frames}",
+            video.len()
+        ));
     }
     let (audio, audio_caps) = if e.audio {
         let aus = u64::from(e.loop_secs) * AUDIO_RATE / AUDIO_SAMPLES_PER_AU;
@@ -253,6 +282,9 @@ impl LiveEncoder {
             .map_err(|_| "live encoder is not a pipeline".to_owned())?;
         let raw_caps = pipeline.by_name("rawcaps").ok_or("no rawcaps")?;
         let sink = Arc::new(sink);
+        let codec = e.codec;
+        // As for clips, the video starts at its first random-access picture.
+        let started = Arc::new(AtomicBool::new(false));
         for (name, audio) in [("vsink", false), ("asink", true)] {
             let Some(appsink) = pipeline
                 .by_name(name)
@@ -260,7 +292,7 @@ impl LiveEncoder {
             else {
                 continue;
             };
-            let sink = sink.clone();
+            let (sink, started) = (sink.clone(), started.clone());
             appsink.set_callbacks(
                 gst_app::AppSinkCallbacks::builder()
                     .new_sample(move |appsink| {
@@ -272,6 +304,12 @@ impl LiveEncoder {
                         };
                         let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
                         let au = AccessUnit { buffer, keyframe };
+                        if !audio && !started.load(Ordering::Acquire) {
+                            if !au.starts_stream(codec) {
+                                return Ok(gst::FlowSuccess::Ok);
+                            }
+                            started.store(true, Ordering::Release);
+                        }
                         sink(if audio {
                             LiveOutput::Audio(au, caps)
                         } else {

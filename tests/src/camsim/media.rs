@@ -2,7 +2,8 @@
 //! new client a media that is shutting down, and a media whose SDP its stream may edit (where
 //! the parameter sets travel).
 
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak, mpsc};
+use std::time::{Duration, Instant};
 
 use gstreamer::glib;
 use gstreamer::prelude::*;
@@ -16,6 +17,50 @@ use super::stream::Stream;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// How long [`hold_briefly`] keeps a media prepared: far longer than a client takes from
+/// finding a media to preparing it.
+const HOLD: Duration = Duration::from_secs(1);
+
+/// Keeps a prepared media prepared for [`HOLD`], so that the client about to be handed it
+/// can prepare it too, even if its last other client leaves meanwhile (gst-rtsp-server
+/// finds a shared media and prepares it in two steps, and a media unprepared in between
+/// answers 503). False if the media is no longer prepared.
+pub fn hold_briefly(media: &gst_rtsp_server::RTSPMedia) -> bool {
+    // A prepared media only counts the call; it stops the thread it is given at once.
+    let Some(thread) = gst_rtsp_server::RTSPThread::new(gst_rtsp_server::RTSPThreadType::Media)
+    else {
+        return false;
+    };
+    if media.prepare(Some(thread)).is_err() {
+        return false;
+    }
+    static RELEASES: OnceLock<Mutex<mpsc::Sender<(Instant, gst_rtsp_server::RTSPMedia)>>> =
+        OnceLock::new();
+    let releases = RELEASES.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<(Instant, gst_rtsp_server::RTSPMedia)>();
+        // Every hold lasts as long, so they end in the order they began.
+        let spawned = std::thread::Builder::new()
+            .name("camsim-holds".into())
+            .spawn(move || {
+                for (until, media) in rx {
+                    std::thread::sleep(until.saturating_duration_since(Instant::now()));
+                    let _ = media.unprepare();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(err = %e, "cannot start the thread that ends media holds");
+        }
+        Mutex::new(tx)
+    });
+    if lock(releases)
+        .send((Instant::now() + HOLD, media.clone()))
+        .is_err()
+    {
+        let _ = media.unprepare();
+    }
+    true
 }
 
 mod imp {

@@ -8,30 +8,31 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::config::Codec;
 
-/// The NAL units of an Annex B byte stream, without start codes or trailing zero bytes.
-pub fn nal_units(stream: &[u8]) -> Vec<&[u8]> {
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + 3 <= stream.len() {
-        if stream[i..i + 3] == [0, 0, 1] {
-            starts.push(i + 3);
-            i += 3;
-        } else {
-            i += 1;
+/// The NAL units of an Annex B byte stream, without start codes or trailing zero bytes, found
+/// one after the other (so that a caller may stop early).
+pub fn nal_units(stream: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let start_after = |from: usize| {
+        stream
+            .get(from..)?
+            .windows(3)
+            .position(|w| w == [0, 0, 1])
+            .map(|p| from + p + 3)
+    };
+    let mut next = start_after(0);
+    std::iter::from_fn(move || {
+        loop {
+            let start = next?;
+            next = start_after(start);
+            let end = next.map_or(stream.len(), |n| n - 3);
+            // A NAL unit never ends in a zero byte (RBSP trailing bits end in a one), so zeros
+            // before the next start code belong to that start code or are trailing padding.
+            let unit = &stream[start..end];
+            let len = unit.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+            if len > 0 {
+                return Some(&unit[..len]);
+            }
         }
-    }
-    let mut units = Vec::with_capacity(starts.len());
-    for (k, &start) in starts.iter().enumerate() {
-        let end = starts.get(k + 1).map_or(stream.len(), |&next| next - 3);
-        // A NAL unit never ends in a zero byte (RBSP trailing bits end in a one), so zeros
-        // before the next start code belong to that start code or are trailing padding.
-        let unit = &stream[start..end];
-        let len = unit.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
-        if len > 0 {
-            units.push(&unit[..len]);
-        }
-    }
-    units
+    })
 }
 
 /// The NAL unit type of a unit (its header's type field).
@@ -51,6 +52,15 @@ pub fn is_parameter_set(codec: Codec, unit: &[u8]) -> bool {
     }
 }
 
+/// Whether an access unit holds a random-access picture: an IDR picture for H.264, an IRAP
+/// picture (BLA, IDR, CRA) for H.265.
+pub fn has_random_access_picture(codec: Codec, au: &[u8]) -> bool {
+    nal_units(au).any(|u| match codec {
+        Codec::H264 => nal_type(codec, u) == Some(5),
+        Codec::H265 => matches!(nal_type(codec, u), Some(16..=21)),
+    })
+}
+
 /// The distinct parameter sets of an access unit, in stream order (an encoder and a parser
 /// may both have put the same ones in).
 pub fn parameter_sets(codec: Codec, au: &[u8]) -> Vec<Vec<u8>> {
@@ -66,12 +76,11 @@ pub fn parameter_sets(codec: Codec, au: &[u8]) -> Vec<Vec<u8>> {
 /// The access unit with every parameter set left out, other NAL units kept in order behind
 /// four-byte start codes. `None` if it held no parameter set (use it as it is).
 pub fn without_parameter_sets(codec: Codec, au: &[u8]) -> Option<Vec<u8>> {
-    let units = nal_units(au);
-    if !units.iter().any(|u| is_parameter_set(codec, u)) {
+    if !nal_units(au).any(|u| is_parameter_set(codec, u)) {
         return None;
     }
     let mut out = Vec::with_capacity(au.len());
-    for unit in units.into_iter().filter(|u| !is_parameter_set(codec, u)) {
+    for unit in nal_units(au).filter(|u| !is_parameter_set(codec, u)) {
         out.extend_from_slice(&[0, 0, 0, 1]);
         out.extend_from_slice(unit);
     }
@@ -169,15 +178,26 @@ mod tests {
     fn splits_with_short_and_long_start_codes() {
         for long in [false, true] {
             let au = annex_b(&[&SPS, &PPS, &IDR], long);
-            assert_eq!(nal_units(&au), [&SPS[..], &PPS[..], &IDR[..]]);
+            let units: Vec<&[u8]> = nal_units(&au).collect();
+            assert_eq!(units, [&SPS[..], &PPS[..], &IDR[..]]);
         }
-        assert!(nal_units(&[0, 0, 0]).is_empty());
-        assert!(nal_units(&[]).is_empty());
+        assert_eq!(nal_units(&[0, 0, 0]).count(), 0);
+        assert_eq!(nal_units(&[0, 0, 1]).count(), 0);
+        assert_eq!(nal_units(&[]).count(), 0);
     }
 
     #[test]
     fn finds_and_removes_parameter_sets() {
         let au = annex_b(&[&SPS, &PPS, &SPS, &IDR], true);
+        assert!(has_random_access_picture(Codec::H264, &au));
+        assert!(!has_random_access_picture(
+            Codec::H264,
+            &annex_b(&[&SPS, &PPS], false)
+        ));
+        assert!(!has_random_access_picture(
+            Codec::H264,
+            &annex_b(&[&[0x41, 1]], false)
+        ));
         assert_eq!(
             parameter_sets(Codec::H264, &au),
             [SPS.to_vec(), PPS.to_vec()]
@@ -188,6 +208,15 @@ mod tests {
 
         let (vps, sps, pps, idr) = ([32 << 1, 1], [33 << 1, 1], [34 << 1, 1], [19 << 1, 1]);
         let au = annex_b(&[&vps, &sps, &pps, &idr], false);
+        assert!(has_random_access_picture(Codec::H265, &au));
+        assert!(!has_random_access_picture(
+            Codec::H265,
+            &annex_b(&[&vps, &sps, &pps], false)
+        ));
+        assert!(!has_random_access_picture(
+            Codec::H265,
+            &annex_b(&[&[0, 0]], false)
+        ));
         assert_eq!(parameter_sets(Codec::H265, &au).len(), 3);
         assert_eq!(
             without_parameter_sets(Codec::H265, &au).unwrap(),

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{Codec, Mode, ParameterSets, StreamConfig};
 use super::encode::{self, AccessUnit, Clip, Encoding, LiveEncoder, LiveOutput};
-use super::media::Media;
+use super::media::{self, Media};
 use super::schedule::Scheduler;
 use super::{nal, rtp};
 
@@ -191,8 +191,9 @@ pub struct Stream {
     pub path: String,
     /// Bumped for every new media; pacers of an older media stop.
     generation: AtomicU64,
-    /// The newest media, and the part of its key that changes once it shuts down.
-    media: Mutex<glib::WeakRef<gst_rtsp_server::RTSPMedia>>,
+    /// The newest media and whether it was ever prepared, and the part of the media key that
+    /// changes once that media shuts down.
+    media: Mutex<(glib::WeakRef<gst_rtsp_server::RTSPMedia>, bool)>,
     media_epoch: AtomicU64,
     /// `loop` mode: the clip being replayed, replaced on a resolution change.
     clip: Mutex<Option<Arc<Clip>>>,
@@ -226,7 +227,7 @@ impl Stream {
             resolution: Mutex::new((config.width, config.height)),
             config,
             generation: AtomicU64::new(0),
-            media: Mutex::new(glib::WeakRef::new()),
+            media: Mutex::new((glib::WeakRef::new(), false)),
             media_epoch: AtomicU64::new(0),
             clip: Mutex::new(clip.clone()),
             clip_version: AtomicU64::new(0),
@@ -316,16 +317,24 @@ impl Stream {
         launch
     }
 
-    /// The key under which the RTSP server shares this stream's media between clients. It
-    /// changes once the media starts shutting down, so that the next client gets a new media
-    /// instead of the one going away.
+    /// The key under which the RTSP server shares this stream's media between clients, asked
+    /// for every client about to be handed the media. A prepared media is held prepared for
+    /// a moment, so that it cannot go away before that client prepares it too; once it starts
+    /// shutting down the key changes, so that the client gets a new media instead.
     pub fn media_key(&self) -> String {
-        let going = lock(&self.media).upgrade().is_some_and(|m| {
-            matches!(
-                m.status(),
-                gst_rtsp_server::RTSPMediaStatus::Unpreparing
-                    | gst_rtsp_server::RTSPMediaStatus::Error
-            )
+        use gst_rtsp_server::RTSPMediaStatus as Status;
+        // Not under the lock: preparing takes the media's own locks.
+        let (newest, was_prepared) = {
+            let newest = lock(&self.media);
+            (newest.0.upgrade(), newest.1)
+        };
+        let going = newest.is_some_and(|m| match m.status() {
+            Status::Prepared | Status::Suspended => !media::hold_briefly(&m),
+            Status::Unpreparing | Status::Error => true,
+            // Prepared once and unprepared again, it cannot be prepared again; it stays in
+            // the server's cache for a moment after it finished shutting down.
+            Status::Unprepared => was_prepared,
+            _ => false,
         });
         let epoch = if going {
             self.media_epoch.fetch_add(1, Ordering::AcqRel) + 1
@@ -423,7 +432,7 @@ impl Stream {
     ) {
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         Media::attach(media, self);
-        lock(&self.media).set(Some(media));
+        *lock(&self.media) = (media.downgrade(), false);
         let Some(bin) = media.element().downcast::<gst::Bin>().ok() else {
             tracing::error!(stream = %self.path, "media element is not a bin");
             return;
@@ -453,6 +462,11 @@ impl Stream {
         let stream = Arc::downgrade(self);
         media.connect_prepared(move |media| {
             if let Some(stream) = stream.upgrade() {
+                let mut newest = lock(&stream.media);
+                if newest.0.upgrade().as_ref() == Some(media) {
+                    newest.1 = true;
+                }
+                drop(newest);
                 stream.watch_rtcp(media);
             }
         });

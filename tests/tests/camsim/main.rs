@@ -922,9 +922,19 @@ fn a_client_right_after_another_gets_the_stream() {
     // a client arriving meanwhile must get a new media, not "503 Service Unavailable".
     let sim = sim(&small_camera("again", &[("main", "")]));
     let rtsp = sim.ready.rtsp;
-    for i in 0..20 {
-        let r = raw::Client::connect(rtsp, "/again/main").describe();
-        assert_eq!(r.status, 200, "DESCRIBE {i} after a closed one: {}", r.head);
+    // Two clients at a time, each closing right after its DESCRIBE.
+    let describers: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    let r = raw::Client::connect(rtsp, "/again/main").describe();
+                    assert_eq!(r.status, 200, "DESCRIBE {i} after a closed one: {}", r.head);
+                }
+            })
+        })
+        .collect();
+    for d in describers {
+        d.join().expect("every DESCRIBE answered 200");
     }
     for i in 0..5 {
         let mut c = raw::Client::play(rtsp, "/again/main", true);
