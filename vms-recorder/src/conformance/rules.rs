@@ -321,9 +321,9 @@ fn rtsp(o: &Observations) -> Status {
     if let Err(e) = &o.setup {
         problems.push(format!("SETUP over interleaved TCP: {e}"));
     }
-    if let Err(e) = &o.play {
+    if let (Ok(_), Err(e)) = (&o.setup, &o.play) {
         problems.push(format!("PLAY: {e}"));
-    } else if o.frames.is_empty() {
+    } else if o.play.is_ok() && o.frames.is_empty() {
         problems.push("no RTP arrived on the interleaved channel SETUP named".into());
     }
     verdict(
