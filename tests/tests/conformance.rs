@@ -58,6 +58,7 @@ fn cases() -> Vec<Case> {
     };
     vec![
         case("conforming", &[], &[]),
+        case("conforming-h265", &[("codec", "\"h265\"")], &[]),
         Case {
             not_checked: MEDIA_RULES,
             ..case("no-tcp", &[("transports", "[\"udp\"]")], &["rtsp"])
@@ -190,8 +191,9 @@ async fn playing(sim: &RemoteSim, camera: &str, after: Option<u64>, frames: usiz
 }
 
 /// The checker's verdict on every camera of the violation set: each breaks one requirement
-/// and fails exactly its rule; the conforming camera passes every rule, with its whole report
-/// within 60 s. All probes run at once, for the standard's 30 s.
+/// and fails exactly its rule; the conforming cameras (H.264 and H.265) pass every rule, the
+/// H.264 one with its whole report within 60 s. All probes run at once, for the standard's
+/// 30 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_checker_flags_exactly_the_broken_rule_of_each_simulated_violation() {
     let cases = cases();
@@ -258,7 +260,7 @@ async fn the_checker_flags_exactly_the_broken_rule_of_each_simulated_violation()
                 c.camera
             ));
         }
-        if c.fails.is_empty() {
+        if c.camera == "conforming" {
             // The bar: a conforming camera's full report within 60 s, every rule judged.
             eprintln!(
                 "conforming camera: full report in {:.1} s\n{}",
