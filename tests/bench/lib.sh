@@ -81,6 +81,7 @@ record_sample() {
 listen = "127.0.0.1:0"
 data_dir = "$dir/rec/data"
 admin_token = "$BENCH_TOKEN"
+conformance_probe_secs = 0
 [[storage]]
 path = "$dir/rec/storage"
 [[camera]]

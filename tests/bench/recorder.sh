@@ -32,6 +32,7 @@ for n in "${counts[@]}"; do
   # --- vms-recorder -------------------------------------------------------------------
   rm -rf "$work/rec"; mkdir -p "$work/rec/storage"
   { echo "listen = \"127.0.0.1:0\""; echo "data_dir = \"$work/rec/data\""; echo 'admin_token = "bench-admin-token-000"'
+    echo 'conformance_probe_secs = 0  # measure recording alone, not onboarding checks'
     echo "[[storage]]"; echo "path = \"$work/rec/storage\""
     for i in $(seq -f "%04g" 1 "$n"); do
       printf '[[camera]]\nname = "b-%s"\nregion = "751110000"\nclass = "city"\n[[camera.streams]]\nname = "main"\nurl = "rtsp://%s/b-%s/main"\n' "$i" "$rtsp" "$i"

@@ -10,7 +10,7 @@ use vms_recorder::conformance::RULES;
 use vms_tests::camsim::remote::RemoteSim;
 use vms_tests::camsim::stream::Fault;
 use vms_tests::process::workspace_binary;
-use vms_tests::recorder::{RecorderDirs, RemoteRecorder, eventually, sim};
+use vms_tests::recorder::{RecorderDirs, RemoteRecorder, camera_toml, eventually, sim};
 
 const USER: &str = "regional-it";
 const PASSWORD: &str = "conformance-pw-91";
@@ -386,7 +386,9 @@ async fn the_recorder_checks_the_streams_of_a_camera_it_onboards() {
         stream_toml(&[("width", "320"), ("height", "180"), ("bitrate_kbps", "500")])
     ));
     let sim = sim(&config);
-    let dirs = RecorderDirs::new("conformance_probe_secs = 10\n");
+    // One camera comes from the config file: the start that adds it onboards it.
+    let from_file = camera_toml("From the file", &[("main", sim.url("gate", "sub", None))]);
+    let dirs = RecorderDirs::new(&format!("conformance_probe_secs = 10\n{from_file}"));
     let rec = RemoteRecorder::start(&dirs).expect("recorder starts");
     let body = serde_json::json!({
         "name": "Gate", "region": "751110000", "class": "city",
@@ -405,6 +407,26 @@ async fn the_recorder_checks_the_streams_of_a_camera_it_onboards() {
     let camera: wire::CameraResponse = r.json().await.expect("camera");
     let path = format!("/api/v1/cameras/{}/conformance", camera.id);
     let first = checked(&rec, &path).await;
+    let listed: wire::CameraList = rec.get("/api/v1/cameras").await.expect("cameras");
+    let file_camera = listed
+        .cameras
+        .iter()
+        .find(|c| c.name == "From the file")
+        .expect("the config file's camera");
+    let file_check = checked(
+        &rec,
+        &format!("/api/v1/cameras/{}/conformance", file_camera.id),
+    )
+    .await;
+    let file_report = file_check.streams[0].report.as_ref().expect("a report");
+    // Its only stream is judged as a main stream. The camera asks for credentials the config
+    // does not give: `auth` fails and the rest cannot be checked.
+    assert_eq!(file_report.role, "main");
+    assert_eq!(
+        with_status(file_report, "fail"),
+        vec!["auth"],
+        "{file_report:?}"
+    );
     let names: Vec<&str> = first.streams.iter().map(|s| s.stream.as_str()).collect();
     assert_eq!(names, ["main", "sub"]);
     let main = first.streams[0].report.as_ref().expect("main report");
@@ -432,6 +454,7 @@ async fn the_recorder_checks_the_streams_of_a_camera_it_onboards() {
         .alerts
         .iter()
         .filter(|a| a.kind == "camera_nonconformant")
+        .filter(|a| a.camera.as_deref() == Some(camera.id.as_str()))
         .collect();
     assert_eq!(nonconformant.len(), 1, "{alerts:?}");
     assert_eq!(nonconformant[0].camera.as_deref(), Some(camera.id.as_str()));

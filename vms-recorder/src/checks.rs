@@ -1,5 +1,6 @@
 //! The conformance checks a recorder runs on its cameras' streams (`spec/camera-conformance.md`):
-//! one probe per stream when a camera is onboarded or changed, or when asked; each stream's
+//! one probe per stream when a camera is onboarded (through the API, or from the config file
+//! at the start that adds it) or changed, or when asked; each stream's
 //! newest report is kept in a fsynced journal (`conformance.json`), because the segment files
 //! cannot hold it. A check runs beside recording and never delays it.
 
@@ -199,6 +200,16 @@ impl Checks {
                 Some((stream.clone(), check.report.as_ref()?.verdict.clone()))
             })
             .collect()
+    }
+
+    /// Whether a stream of `camera` has no report and no check running.
+    pub fn unchecked(&self, camera: &Camera) -> bool {
+        let state = lock(&self.state);
+        camera.spec.streams.iter().any(|st| {
+            state
+                .get(&(camera.id, st.name.clone()))
+                .is_none_or(|c| !c.running && c.report.is_none())
+        })
     }
 
     /// Streams whose newest report fails, with the rules that failed.

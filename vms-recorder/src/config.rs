@@ -37,9 +37,10 @@ pub struct Config {
     /// Default 10.
     #[serde(default = "default_stall_secs")]
     pub stall_timeout_secs: u32,
-    /// Seconds a camera conformance check plays each stream of a camera that is added or
-    /// changed through the API (`spec/camera-conformance.md`), 10..=600; 0 runs no check
-    /// then (one can still be asked for). Default 30.
+    /// Seconds a camera conformance check plays each stream of a camera that is onboarded
+    /// (added through the API, or from this file at the start that adds it) or changed
+    /// (`spec/camera-conformance.md`), 10..=600; 0 runs no check then (one can still be asked
+    /// for). Default 30.
     #[serde(default = "default_conformance_probe_secs")]
     pub conformance_probe_secs: u32,
     /// Milliseconds an idle recording worker thread waits before it sleeps on I/O, 0..=50:

@@ -333,6 +333,9 @@ async fn run(mut config: Config, recording: tokio::runtime::Handle) -> anyhow::R
         out.flush()?;
     }
     tracing::info!(recorder = %service.id, api = %listener.local_addr()?, "recorder running");
+    // Cameras onboarded from the config file (or whose check a stop cut short) are checked
+    // against the standard now, on this runtime.
+    service.check_unchecked().await;
     // The link to central runs beside the API; recording never waits on it.
     let (stop_link, link_stopped) = tokio::sync::watch::channel(false);
     if let Some(central) = central {

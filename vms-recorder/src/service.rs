@@ -630,6 +630,20 @@ impl Service {
         }
     }
 
+    /// Starts a conformance check of every camera with a stream that has no report yet: the
+    /// cameras the config file onboarded at this start, or whose check a stop cut short. Call
+    /// it from the runtime the checks should run on (the API's, which does not nap).
+    pub async fn check_unchecked(&self) {
+        if !self.check_on_change {
+            return;
+        }
+        for (camera, _) in self.cameras().await {
+            if self.checks.unchecked(&camera) {
+                self.checks.start(&camera);
+            }
+        }
+    }
+
     pub async fn add_camera(&self, spec: CameraSpec) -> Result<CameraId, Error> {
         spec.validate()?;
         let mut map = self.cameras.lock().await;
