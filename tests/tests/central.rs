@@ -487,17 +487,19 @@ async fn the_directory_authorisation_and_media_tokens_hold_across_three_recorder
             urlencode(t)
         )
     };
-    let resp = reqwest::get(relayed(
-        &a1,
-        "playback.m3u8",
-        &playback.token,
-        &playback.base_url,
-    ))
+    // The playlist plays once the camera's first fragment is durable (a stream counts as
+    // recording as soon as it is connected).
+    let text = eventually(Duration::from_secs(10), || {
+        served(relayed(
+            &a1,
+            "playback.m3u8",
+            &playback.token,
+            &playback.base_url,
+        ))
+    })
     .await
-    .unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    assert_eq!(status, 200, "{text}");
+    .map(|b| String::from_utf8_lossy(&b).into_owned())
+    .expect("a playlist of the camera's footage");
     assert!(text.starts_with("#EXTM3U"), "{text}");
     // The same token for another camera of another recorder: that recorder refuses it.
     let astana_base = format!("/api/v1/recorders/{astana_recorder}/relay");
@@ -531,19 +533,13 @@ async fn the_directory_authorisation_and_media_tokens_hold_across_three_recorder
     assert_eq!(resp.status(), 403, "a token for another purpose");
     // And the right one: a live snapshot, a real JPEG, once the camera's first fragment is
     // durable (a stream counts as recording as soon as it is connected).
-    let jpeg = eventually(Duration::from_secs(10), || async {
-        let resp = reqwest::get(relayed(
+    let jpeg = eventually(Duration::from_secs(10), || {
+        served(relayed(
             &c1,
             "snapshot.jpg",
             &live_c1.token,
             &live_c1.base_url,
         ))
-        .await
-        .ok()?;
-        if resp.status() != 200 {
-            return None;
-        }
-        resp.bytes().await.ok()
     })
     .await
     .expect("a live snapshot");
@@ -964,4 +960,13 @@ async fn bad_input_gets_clean_refusals() {
     assert!(!rdirs.data.join("central/enrolment.json").exists());
     let recorders: wire::RecorderList = c.get(&admin, "/api/v1/recorders").await.unwrap();
     assert!(recorders.recorders.is_empty());
+}
+
+/// The body of a `200` answer to a GET of `url`; `None` for any other answer.
+async fn served(url: String) -> Option<bytes::Bytes> {
+    let resp = reqwest::get(url).await.ok()?;
+    if resp.status() != 200 {
+        return None;
+    }
+    resp.bytes().await.ok()
 }
