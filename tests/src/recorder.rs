@@ -43,8 +43,15 @@ impl RecorderDirs {
         let storage = tmp.path().join("storage");
         std::fs::create_dir_all(&storage).expect("storage dir");
         let config = tmp.path().join("recorder.toml");
+        // Onboarding checks open sessions of their own to the simulator, which its frame
+        // record would count as sent to the recorder: off unless a test asks for them.
+        let checks = if extra.contains("conformance_probe_secs") {
+            ""
+        } else {
+            "conformance_probe_secs = 0\n"
+        };
         let text = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {data:?}\nadmin_token = \"{ADMIN_TOKEN}\"\n{extra}\n\
+            "listen = \"127.0.0.1:0\"\ndata_dir = {data:?}\nadmin_token = \"{ADMIN_TOKEN}\"\n{checks}{extra}\n\
              [[storage]]\npath = {storage:?}\n{storage_options}\n"
         );
         std::fs::write(&config, text).expect("config");
