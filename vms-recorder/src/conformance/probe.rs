@@ -92,25 +92,13 @@ pub async fn run(target: &Target, clocks: &dyn Clocks) -> Observations {
     let Some(channels) = setup(&mut conn, &video.control, &mut o).await else {
         return o;
     };
-    let play_url = if base.starts_with("rtsp://") {
-        base.clone()
-    } else {
-        url.clone()
-    };
-    let started = match conn
-        .request("PLAY", &play_url, &[("Range", "npt=0.000-")])
-        .await
-    {
-        Ok(r) if r.status == 200 => {
+    let (play_url, started) = match play(&mut conn, &base, &url).await {
+        Ok(played) => {
             o.play = Ok(());
-            Instant::now()
-        }
-        Ok(r) => {
-            o.play = Err(status_text(&r));
-            return o;
+            played
         }
         Err(e) => {
-            o.play = Err(e.to_string());
+            o.play = Err(e);
             return o;
         }
     };
@@ -370,6 +358,25 @@ fn finish_media(o: &mut Observations, receiver: Receiver, codec: Option<Codec>) 
     }
 }
 
+/// PLAY from the start on the aggregate URL (the SDP's base, else the stream's URL): that URL
+/// and when the answer came, or what went wrong.
+async fn play(conn: &mut Connection, base: &str, url: &str) -> Result<(String, Instant), String> {
+    let play_url = if base.starts_with("rtsp://") {
+        base
+    } else {
+        url
+    }
+    .to_owned();
+    let r = conn
+        .request("PLAY", &play_url, &[("Range", "npt=0.000-")])
+        .await
+        .map_err(|e| e.to_string())?;
+    if r.status != 200 {
+        return Err(status_text(&r));
+    }
+    Ok((play_url, Instant::now()))
+}
+
 /// A second session right after TEARDOWN: the time from its PLAY answer to its first RTP.
 async fn reconnect(target: &Target, url: &str, host: &str, port: u16) -> Result<Duration, String> {
     let mut conn = Connection::connect(host, port)
@@ -405,19 +412,9 @@ async fn reconnect(target: &Target, url: &str, host: &str, port: u16) -> Result<
     let channels = setup(&mut conn, &video.control, &mut scratch)
         .await
         .ok_or_else(|| format!("SETUP: {}", scratch.setup.err().unwrap_or_default()))?;
-    let play_url = if base.starts_with("rtsp://") {
-        base
-    } else {
-        url.to_owned()
-    };
-    let r = conn
-        .request("PLAY", &play_url, &[("Range", "npt=0.000-")])
+    let (play_url, played) = play(&mut conn, &base, url)
         .await
-        .map_err(|e| e.to_string())?;
-    if r.status != 200 {
-        return Err(format!("PLAY {}", status_text(&r)));
-    }
-    let played = Instant::now();
+        .map_err(|e| format!("PLAY {e}"))?;
     let deadline = played + RECONNECT_WITHIN + Duration::from_secs(3);
     let first = loop {
         match tokio::time::timeout_at(deadline, conn.next()).await {

@@ -628,11 +628,26 @@ fn bitrate(req: &Requirements, m: &Measured) -> Status {
 fn rtp(o: &Observations) -> Status {
     let s = &o.stats;
     let mut problems = Vec::new();
-    if s.lost > 0 {
-        problems.push(format!("{} packets missing from the sequence", s.lost));
-    }
-    if s.reordered > 0 {
-        problems.push(format!("{} packets out of order or repeated", s.reordered));
+    // Counters that fail the rule when any is above zero, with what they count.
+    let counted = [
+        (s.lost, "packets missing from the sequence"),
+        (s.reordered, "packets out of order or repeated"),
+        (s.unmarked_frames, "frames ended without the marker bit"),
+        (s.forbidden_bit, "NAL units with the forbidden bit set"),
+        (s.malformed, "malformed packets"),
+        (
+            s.wrong_payload_type,
+            "packets of another payload type than the SDP's",
+        ),
+        (
+            s.unsupported,
+            "packets use STAP-B, MTAP, FU-B or PACI (packetization-mode 0 or 1 is required)",
+        ),
+    ];
+    for (n, what) in counted {
+        if n > 0 {
+            problems.push(format!("{n} {what}"));
+        }
     }
     if s.ssrcs.len() > 1 {
         problems.push(format!("{} SSRCs on one track", s.ssrcs.len()));
@@ -674,38 +689,11 @@ fn rtp(o: &Observations) -> Status {
             jump.0.as_secs_f64()
         ));
     }
-    if s.unmarked_frames > 0 {
-        problems.push(format!(
-            "{} frames ended without the marker bit",
-            s.unmarked_frames
-        ));
-    }
-    if s.forbidden_bit > 0 {
-        problems.push(format!(
-            "{} NAL units with the forbidden bit set",
-            s.forbidden_bit
-        ));
-    }
-    if s.malformed > 0 {
-        problems.push(format!("{} malformed packets", s.malformed));
-    }
-    if s.wrong_payload_type > 0 {
-        problems.push(format!(
-            "{} packets of another payload type than the SDP's",
-            s.wrong_payload_type
-        ));
-    }
     if s.excess_frames > 0 {
         problems.push(format!(
             "{} frames beyond {} (120 fps for 600 s): not a video stream",
             s.excess_frames,
             super::rtp::MAX_FRAMES
-        ));
-    }
-    if s.unsupported > 0 {
-        problems.push(format!(
-            "{} packets use STAP-B, MTAP, FU-B or PACI (packetization-mode 0 or 1 is required)",
-            s.unsupported
         ));
     }
     verdict(
