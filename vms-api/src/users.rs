@@ -655,8 +655,21 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// Opens the store in `dir`. A store this process just dropped may still be locked for a
+    /// moment, until sled's flusher thread lets go of it: the open is retried until then.
     fn open(dir: &tempfile::TempDir) -> Users {
-        let store = Store::open(&dir.path().join("store")).unwrap();
+        let path = dir.path().join("store");
+        let mut tries = 0;
+        let store = loop {
+            match Store::open(&path) {
+                Ok(store) => break store,
+                Err(e) if tries < 100 && e.to_string().contains("could not acquire lock") => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("opening the store: {e}"),
+            }
+        };
         Users::with_hasher(&store, TTL, password::tests::cheap()).unwrap()
     }
 
